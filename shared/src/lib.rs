@@ -1,0 +1,24 @@
+//! Energy-based generative ConvNets shared by the native trainer and the browser runtime.
+//!
+//! - [`layers`]: feed-forward stacks with an explicit, differentiable input-gradient;
+//! - [`nets`]: the network families of the four papers as `Config`s of stacks;
+//! - [`sampler`]: Langevin dynamics under every paper's convention, the multigrid cascade,
+//!   latent MALA, chain initialisations;
+//! - [`file`]: the self-describing model file;
+//! - [`rng`]: a portable seeded generator (same numbers natively and in wasm).
+//!
+//! Everything here compiles for native targets and `wasm32-unknown-unknown`, and nothing on
+//! the sampling path reads tensors back synchronously.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod file;
+pub mod layers;
+pub mod nets;
+pub mod rng;
+pub mod sampler;
+
+pub use error::ArchError;
+pub use file::{Manifest, Model, ModelFileError};
+pub use layers::{Stack, StackSpec};
+pub use nets::{ModelSpec, Polarity};

@@ -1,0 +1,93 @@
+//! One sampler core for every model: Langevin dynamics under the papers' conventions,
+//! the multigrid cascade, latent-space MALA and chain initialisations.
+//!
+//! Conventions (research notes §5) map onto [`LangevinConfig`]:
+//! - short-run: `x ← x + ∇f(x) + 0.01·N` → `LangevinConfig::short_run(K)`;
+//! - multigrid / generative ConvNet: `I ← I + δ²/2·(∇f − I/σ²) + δ·N` →
+//!   `LangevinConfig::delta(L, δ, σ)`;
+//! - MEG: an energy `E` (`p ∝ e^{−E}`) is turned into a log-density by its [`Polarity`].
+
+pub mod init;
+pub mod langevin;
+pub mod mala;
+pub mod multigrid;
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+pub use init::{ChainInit, PersistentChains};
+pub use langevin::{ChainOutput, LangevinConfig, StepEvent, langevin};
+pub use mala::{LatentEnergy, MalaConfig, MalaOutput, ProposalNorm, mala};
+pub use multigrid::{cascade, downscale, downscale_mask, upscale};
+
+use crate::layers::Stack;
+use crate::nets::Polarity;
+use crate::rng::HostRng;
+
+/// A target's unnormalised log-density `log p̃(x)` (without any Gaussian reference term) and
+/// its gradient.
+pub trait LogDensity {
+    /// `x`: `[N, C, H, W]` → (`log p̃` per sample `[N]`, `∇ₓ Σₙ log p̃(xₙ)` `[N, C, H, W]`).
+    fn value_and_grad(&self, x: Tensor<4>) -> (Tensor<1>, Tensor<4>);
+}
+
+/// A network's output as a log-density, by the explicit input-gradient (no autodiff tape).
+#[derive(Debug, Clone, Copy)]
+pub struct NetDensity<'a> {
+    /// The net.
+    pub stack: &'a Stack,
+    /// Whether its output is `f` or `E`.
+    pub polarity: Polarity,
+}
+
+impl LogDensity for NetDensity<'_> {
+    fn value_and_grad(&self, x: Tensor<4>) -> (Tensor<1>, Tensor<4>) {
+        let (value, grad) = self.stack.value_and_grad(x);
+        match self.polarity {
+            Polarity::NegativeEnergy => (value, grad),
+            Polarity::Energy => (value.neg(), grad.neg()),
+        }
+    }
+}
+
+/// Where Gaussian and uniform noise come from.
+pub trait NoiseSource {
+    /// Standard normal values of `shape`.
+    fn normal<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D>;
+    /// `Uniform[0, 1)` values of `shape`.
+    fn uniform<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D>;
+}
+
+/// The device's own generator: fast (no upload), but its stream differs between backends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeviceNoise;
+
+impl DeviceNoise {
+    /// Seeds the device's generator and returns the source.
+    pub fn seeded(device: &Device, seed: u64) -> Self {
+        device.seed(seed);
+        Self
+    }
+}
+
+impl NoiseSource for DeviceNoise {
+    fn normal<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    fn uniform<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Default, device)
+    }
+}
+
+/// The portable host generator: the same numbers on every backend and platform.
+impl NoiseSource for HostRng {
+    fn normal<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        self.normal_tensor(shape, 1.0, device)
+    }
+
+    fn uniform<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| self.next_f64() as f32).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+}
