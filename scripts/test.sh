@@ -11,6 +11,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ebm/target}"
 # wgpu tests must not silently skip in CI: lavapipe provides the adapter.
 export EBM_REQUIRE_WGPU="${EBM_REQUIRE_WGPU:-1}"
 export RUST_BACKTRACE=1
+# lavapipe complains on every adapter query when this is unset.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 start=$(date +%s)
 echo "== native tests (flex + wgpu) =="

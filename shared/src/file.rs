@@ -209,6 +209,12 @@ impl Model {
     /// Serialises the model. Reads the weights back synchronously: native use only (a
     /// synchronous read panics on WebGPU in the browser).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelFileError> {
+        Ok(self.to_model_file()?.to_bytes()?)
+    }
+
+    /// The container form of the model, for callers that add their own manifest keys or extra
+    /// tensors (the trainer's checkpoints). Reads weights back synchronously (native only).
+    pub fn to_model_file(&self) -> Result<ModelFile, ModelFileError> {
         let mut tensors = Vec::new();
         for stack in &self.stacks {
             for (name, shape, values) in stack.stack.parameters() {
@@ -218,12 +224,17 @@ impl Model {
         }
         tensors.extend(self.extras.values().cloned());
         let manifest = serde_json::to_value(&self.manifest).map_err(|e| ModelFileError::Manifest(e.to_string()))?;
-        Ok(ModelFile { manifest, tensors }.to_bytes()?)
+        Ok(ModelFile { manifest, tensors })
     }
 
     /// Parses, validates and builds a model on `device`. Never panics on bad input.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, ModelFileError> {
-        let file = ModelFile::from_bytes(bytes)?;
+        Self::from_model_file(ModelFile::from_bytes(bytes)?, device)
+    }
+
+    /// Validates a parsed container and builds the model on `device`. Manifest keys beyond the
+    /// schema are ignored.
+    pub fn from_model_file(file: ModelFile, device: &Device) -> Result<Self, ModelFileError> {
         let manifest: Manifest = serde_json::from_value(file.manifest).map_err(|e| ModelFileError::Manifest(e.to_string()))?;
         manifest.validate()?;
         let specs = manifest.model.stacks()?;

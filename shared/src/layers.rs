@@ -736,6 +736,16 @@ impl Stack {
         out.reshape([n, c * h * w]).sum_dim(1).reshape([n])
     }
 
+    /// Device of the parameters (with its autodiff context).
+    pub fn device(&self) -> Device {
+        match self.blocks.first().map(|b| &b.op) {
+            Some(Op::Conv(op)) => op.weight.val().device(),
+            Some(Op::ConvTranspose(op)) => op.weight.val().device(),
+            Some(Op::Dense(op)) => op.weight.val().device(),
+            None => Device::default(),
+        }
+    }
+
     /// Input `[C, H, W]`.
     pub fn input_shape(&self) -> [usize; 3] {
         self.input

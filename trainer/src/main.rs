@@ -1,1 +1,581 @@
-fn main() {}
+//! `trainer`: train energy-based generative ConvNets and use them from the command line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::file::Model;
+use shared::nets::ShortRunConfig;
+use shared::sampler::LangevinConfig;
+use trainer::commands::{self, Overrides};
+use trainer::data::{self, ImageSet, LoadOptions, Split};
+use trainer::device::{self, DeviceChoice};
+use trainer::imageio::{self, Layout};
+use trainer::run::{RunDir, atomic_write};
+use trainer::shortrun::{self, Anneal, TrainConfig, Trainer};
+
+/// Train energy-based generative ConvNets (short-run MCMC, multigrid, generative ConvNet, MEG)
+/// and sample from them.
+///
+/// Start with `trainer train` (it trains a small short-run model on the bundled MNIST digits
+/// and writes sample grids to runs/), then `trainer sample runs/NAME/model.ebm`.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a short-run MCMC model (Nijkamp et al. 2019, Algorithm 1).
+    Train(TrainArgs),
+    /// Draw samples from a model file: a PNG grid, one PNG per image, optionally the chain as a GIF.
+    Sample(SampleArgs),
+    /// Interpolate between pairs of noise images through the noise-free short-run map.
+    Interpolate(InterpolateArgs),
+    /// Reconstruct held-out images by gradient descent on the chain's start, through all K steps.
+    Reconstruct(ReconstructArgs),
+    /// Turn a training checkpoint into a model file (drops optimiser state).
+    Export(ExportArgs),
+    /// Print what a model file holds.
+    Info(InfoArgs),
+    /// Measure Langevin steps/s and training iterations/s.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct DeviceArgs {
+    /// Compute device: `auto` uses the GPU through wgpu when one can be initialised, else the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Preset {
+    /// A few minutes on a laptop CPU: small net (n_f 16), 32×32, batch 32, K 40, 400 iterations, lr 3e-4.
+    Quick,
+    /// The authors' code: n_f 64, batch 64, K 100, σ 0.03, Adam 1e-4 (0.9, 0.999), 100 000 iterations.
+    Paper,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Training data: a folder of MNIST/Fashion-MNIST IDX files, an IDX file, CIFAR-10 binary
+    /// batches (file or folder), a folder of PNG/JPEG images, or one image.
+    #[arg(long, default_value = "assets/mnist-mini")]
+    data: PathBuf,
+    /// Run folder (config, metrics, samples, checkpoints, model).
+    #[arg(long, default_value = "runs/shortrun-mnist")]
+    run: PathBuf,
+    /// Continue the run in --run from its last checkpoint (bit-for-bit the same as not stopping).
+    #[arg(long)]
+    resume: bool,
+    /// Settings to start from; the flags below override them.
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    preset: Preset,
+    /// Image side (4·2^d: 16, 32, 64, 128); smaller images are padded, larger ones resized.
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Channels: 1 (gray) or 3 (RGB); default: the data's.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Train on one class only (label of IDX / CIFAR data).
+    #[arg(long)]
+    class: Option<u8>,
+    /// Use at most this many training images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Width n_f of the energy net's first layer.
+    #[arg(long)]
+    n_f: Option<usize>,
+    /// LeakyReLU slope.
+    #[arg(long)]
+    leak: Option<f64>,
+    /// Batch size m.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Iterations.
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Langevin steps K per iteration.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Langevin drift coefficient (1 in the paper's code).
+    #[arg(long)]
+    step_size: Option<f64>,
+    /// Langevin noise (0.01 in the paper's code).
+    #[arg(long)]
+    langevin_noise: Option<f64>,
+    /// Noise σ added to observed images.
+    #[arg(long)]
+    data_noise: Option<f64>,
+    /// Adam learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Adam β₁.
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Adam β₂.
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// Anneal lr and σ linearly from this fraction of the run to its end (off by default).
+    #[arg(long)]
+    anneal_start: Option<f64>,
+    /// Final learning-rate factor when annealing.
+    #[arg(long, default_value_t = 0.1)]
+    anneal_lr_factor: f64,
+    /// Final data-noise factor when annealing.
+    #[arg(long, default_value_t = 0.5)]
+    anneal_noise_factor: f64,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write a sample grid every N iterations.
+    #[arg(long, default_value_t = 100)]
+    sample_every: u64,
+    /// Write a checkpoint every N iterations.
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// No progress bar (plain log lines instead).
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+struct SamplerArgs {
+    /// Langevin steps K (may differ from training).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Drift coefficient.
+    #[arg(long)]
+    step_size: Option<f64>,
+    /// Langevin noise.
+    #[arg(long)]
+    noise: Option<f64>,
+    /// Switch the Langevin noise off.
+    #[arg(long)]
+    noise_free: bool,
+    /// Seed of the chains' start.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl SamplerArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free }
+    }
+}
+
+#[derive(Args, Debug)]
+struct SampleArgs {
+    /// Model file (or a training checkpoint).
+    model: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 64)]
+    count: usize,
+    /// Output folder.
+    #[arg(long, default_value = "samples")]
+    out: PathBuf,
+    /// Also save the chain every N steps as an animated GIF and a frame strip.
+    #[arg(long)]
+    chain_every: Option<usize>,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+struct InterpolateArgs {
+    /// Model file.
+    model: PathBuf,
+    /// Number of (z₁, z₂) pairs, one row each.
+    #[arg(long, default_value_t = 4)]
+    pairs: usize,
+    /// Points from ρ = 0 to ρ = 1.
+    #[arg(long, default_value_t = 8)]
+    points: usize,
+    /// Output PNG.
+    #[arg(long, default_value = "interpolation.png")]
+    out: PathBuf,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+struct ReconstructArgs {
+    /// Model file.
+    model: PathBuf,
+    /// Images to reconstruct (same forms as `train --data`); the test split is used when there is one.
+    #[arg(long, default_value = "assets/mnist-mini")]
+    data: PathBuf,
+    /// Number of held-out images.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Gradient-descent iterations on z.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Step size η of the descent on z (a gap in the paper).
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// Output PNG (rows: originals, reconstructions).
+    #[arg(long, default_value = "reconstruction.png")]
+    out: PathBuf,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Training checkpoint (runs/NAME/checkpoint.ebm).
+    checkpoint: PathBuf,
+    /// Model file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// Model file.
+    model: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// n_f of the short-run net.
+    #[arg(long, default_value_t = 64)]
+    n_f: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Langevin steps per batch.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 32)]
+    image_size: usize,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train(args),
+        Command::Sample(args) => sample(args),
+        Command::Interpolate(args) => interpolate(args),
+        Command::Reconstruct(args) => reconstruct(args),
+        Command::Export(args) => export(args),
+        Command::Info(args) => info(args),
+        Command::Bench(args) => bench(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn select_device(args: &DeviceArgs) -> anyhow::Result<Device> {
+    let selected = device::select(args.device)?;
+    eprintln!("device: {}", selected.description);
+    Ok(selected.device)
+}
+
+/// Loads training images and fits them to `size`×`size` with `channels` channels: images no
+/// larger than the target are padded with black (MNIST 28 → 32), larger ones resized.
+fn load_images(path: &Path, options: &LoadOptions, size: usize, channels: Option<usize>) -> anyhow::Result<ImageSet> {
+    let set = data::open(path, options).or_else(|error| match error {
+        data::DataError::InconsistentSizes { .. } => data::open_resized(path, options, size, channels.unwrap_or(3)),
+        other => Err(other),
+    });
+    let set = set.with_context(|| format!("cannot read training data from {}", path.display()))?;
+    let channels = channels.unwrap_or(set.channels);
+    if channels != 1 && channels != 3 {
+        bail!("--channels must be 1 or 3, not {channels}");
+    }
+    let set = if set.height <= size && set.width <= size && set.height == set.width && channels == set.channels {
+        set.pad_to(size, 0.0)?
+    } else {
+        set.resize(size, channels)?
+    };
+    Ok(set)
+}
+
+fn upload(set: &ImageSet, device: &Device) -> Tensor<4> {
+    let values = shortrun::to_model_space(&set.pixels);
+    Tensor::from_data(TensorData::new(values, [set.count, set.channels, set.height, set.width]), device)
+}
+
+fn grid_columns(count: usize) -> usize {
+    (count as f64).sqrt().ceil().max(1.0) as usize
+}
+
+/// Layout of a `[N, C, H, W]` batch shown over `range`.
+fn layout(dims: [usize; 4], range: [f64; 2]) -> Layout {
+    let [count, channels, height, width] = dims;
+    Layout { count, channels, height, width, range: range.map(|v| v as f32) }
+}
+
+/// Small images are shown twice as large.
+fn display_scale(layout: &Layout) -> usize {
+    if layout.height <= 32 { 2 } else { 1 }
+}
+
+fn save_images(path: &Path, images: Tensor<4>, range: [f64; 2]) -> anyhow::Result<()> {
+    let layout = layout(images.dims(), range);
+    imageio::save_grid(path, &host(images)?, &layout, grid_columns(layout.count), display_scale(&layout))?;
+    Ok(())
+}
+
+fn host(tensor: Tensor<4>) -> anyhow::Result<Vec<f32>> {
+    tensor.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("cannot read the device's result: {e:?}"))
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.run);
+    let device = select_device(&args.device)?;
+    let mut trainer = if args.resume {
+        let config: TrainConfig = serde_json::from_slice(&fs::read(run.config()).with_context(|| format!("--resume: no run in {}", run.root().display()))?)
+            .context("config.json of the run is damaged")?;
+        let bytes = fs::read(run.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", run.root().display()))?;
+        let set = load_images(&args.data, &LoadOptions::default(), config.net.image_size, Some(config.net.channels))?;
+        let trainer = Trainer::from_checkpoint(&bytes, upload(&set, &device), &device)?;
+        run.truncate_metrics(trainer.iteration)?;
+        eprintln!("resuming {} at iteration {}", run.root().display(), trainer.iteration);
+        trainer
+    } else {
+        let mut config = train_config(&args)?;
+        if run.checkpoint().exists() {
+            bail!("{} already holds a run; pass --resume to continue it or choose another --run", run.root().display());
+        }
+        let set = load_images(&args.data, &LoadOptions::default(), config.net.image_size, args.channels)?;
+        eprintln!("data: {} images of {}×{}×{} from {}", set.count, set.channels, set.height, set.width, args.data.display());
+        // The net and the model file follow the data's channels unless --channels forced them.
+        config.net.channels = set.channels;
+        config.data = shortrun::data_spec(set.channels, config.net.image_size);
+        run.create()?;
+        atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
+        Trainer::new(config, upload(&set, &device), &device)?
+    };
+    let total = trainer.config.iterations;
+    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.set_position(trainer.iteration);
+    let started = Instant::now();
+    while trainer.iteration < total {
+        let metrics = match trainer.step() {
+            Ok(metrics) => metrics,
+            Err(error) => {
+                progress.abandon();
+                return Err(error.into());
+            }
+        };
+        let line = serde_json::json!({
+            "iteration": metrics.iteration, "f_data": metrics.f_data, "f_samples": metrics.f_samples,
+            "grad_norm": metrics.grad_norm, "lr": metrics.lr, "data_noise": metrics.data_noise,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        run.log_metrics(&line)?;
+        let message = format!("f(data) {:+.4}  f(samples) {:+.4}  ‖∇f‖ {:.4}", metrics.f_data, metrics.f_samples, metrics.grad_norm);
+        progress.set_message(message.clone());
+        progress.set_position(metrics.iteration);
+        if args.quiet && (metrics.iteration % args.sample_every.max(1) == 0 || metrics.iteration == 1) {
+            eprintln!("iteration {}/{total}: {message}", metrics.iteration);
+        }
+        let last = metrics.iteration == total;
+        if metrics.iteration % args.sample_every.max(1) == 0 || last {
+            save_images(&run.sample_grid(metrics.iteration), trainer.preview(64, 12345), trainer.config.data.range)?;
+        }
+        if metrics.iteration % args.checkpoint_every.max(1) == 0 || last {
+            atomic_write(&run.checkpoint(), &trainer.checkpoint()?)?;
+        }
+    }
+    progress.finish();
+    atomic_write(&run.model(), &trainer.model().to_bytes()?)?;
+    let final_grid = run.sample_grid(total);
+    eprintln!("done: model {}, samples {}", run.model().display(), final_grid.display());
+    Ok(())
+}
+
+fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut config = match args.preset {
+        Preset::Paper => TrainConfig::paper(ShortRunConfig::new(), shortrun::data_spec(3, 32), String::new()),
+        Preset::Quick => {
+            let mut config = TrainConfig::paper(ShortRunConfig::new().with_n_f(16), shortrun::data_spec(1, 32), String::new());
+            config.batch_size = 32;
+            config.iterations = 400;
+            config.langevin = LangevinConfig::short_run(40);
+            config.adam.lr = 3e-4;
+            config
+        }
+    };
+    config.dataset = args.data.display().to_string();
+    let size = args.image_size.unwrap_or(config.net.image_size);
+    config.net.image_size = size;
+    if let Some(n_f) = args.n_f {
+        config.net.n_f = n_f;
+    }
+    if let Some(leak) = args.leak {
+        config.net.leak = leak;
+    }
+    if let Some(batch) = args.batch {
+        config.batch_size = batch;
+    }
+    if let Some(iterations) = args.iterations {
+        config.iterations = iterations;
+    }
+    if let Some(steps) = args.steps {
+        config.langevin.steps = steps;
+    }
+    if let Some(step) = args.step_size {
+        config.langevin.step_size = step;
+    }
+    if let Some(noise) = args.langevin_noise {
+        config.langevin.noise = noise;
+    }
+    if let Some(noise) = args.data_noise {
+        config.data_noise = noise;
+    }
+    if let Some(lr) = args.lr {
+        config.adam.lr = lr;
+    }
+    if let Some(beta1) = args.beta1 {
+        config.adam.beta1 = beta1;
+    }
+    if let Some(beta2) = args.beta2 {
+        config.adam.beta2 = beta2;
+    }
+    if let Some(start) = args.anneal_start {
+        if !(0.0..1.0).contains(&start) {
+            bail!("--anneal-start must be in [0, 1), got {start}");
+        }
+        config.anneal = Some(Anneal { start, lr_factor: args.anneal_lr_factor, noise_factor: args.anneal_noise_factor });
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(channels) = args.channels {
+        if channels != 1 && channels != 3 {
+            bail!("--channels must be 1 or 3, not {channels}");
+        }
+        config.net.channels = channels;
+    }
+    config.net.stack_spec().context("invalid network settings")?;
+    Ok(config)
+}
+
+fn load_model(path: &Path, device: &Device) -> anyhow::Result<Model> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Model::from_bytes(&bytes, device).with_context(|| format!("{} is not a usable model file", path.display()))
+}
+
+fn sample(args: SampleArgs) -> anyhow::Result<()> {
+    let device = select_device(&args.device)?;
+    let model = load_model(&args.model, &device)?;
+    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
+    let config = args.sampler.overrides().apply(base);
+    let started = Instant::now();
+    let samples = commands::sample(&model, &device, args.count, &config, args.sampler.seed, args.chain_every)?;
+    let layout = layout(samples.images.dims(), model.manifest.data.range);
+    let values = host(samples.images)?;
+    eprintln!("{} samples, {} steps, in {:.2} s", layout.count, config.steps, started.elapsed().as_secs_f64());
+    let (columns, scale) = (grid_columns(layout.count), display_scale(&layout));
+    imageio::save_grid(&args.out.join("grid.png"), &values, &layout, columns, scale)?;
+    imageio::save_each(&args.out.join("images"), "sample_", &values, &layout)?;
+    if !samples.frames.is_empty() {
+        let frames = samples.frames.into_iter().map(host).collect::<anyhow::Result<Vec<_>>>()?;
+        imageio::save_gif(&args.out.join("chain.gif"), &frames, &layout, columns, scale, 80)?;
+        // The strip shows the first eight chains, one per row.
+        let rows = Layout { count: layout.count.min(8), ..layout };
+        let strip: Vec<Vec<f32>> = frames.iter().map(|f| f[..rows.count * layout.image_len()].to_vec()).collect();
+        imageio::save_strip(&args.out.join("chain.png"), &strip, &rows, scale)?;
+    }
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
+    let device = select_device(&args.device)?;
+    let model = load_model(&args.model, &device)?;
+    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
+    let config = args.sampler.overrides().apply(base);
+    let images = commands::interpolate(&model, &device, args.pairs, args.points, &config, args.sampler.seed)?;
+    let layout = layout(images.dims(), model.manifest.data.range);
+    imageio::save_grid(&args.out, &host(images)?, &layout, args.points, display_scale(&layout))?;
+    eprintln!("wrote {} ({} rows of ρ = 0 … 1)", args.out.display(), args.pairs);
+    Ok(())
+}
+
+fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
+    let device = select_device(&args.device)?;
+    let train_device = device.clone().autodiff();
+    let model = load_model(&args.model, &train_device)?;
+    let (stack, polarity) = commands::energy_net(&model)?;
+    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
+    let config = args.sampler.overrides().apply(base);
+    let data = &model.manifest.data;
+    let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
+    let set = load_images(&args.data, &options, data.height, Some(data.channels))?.truncate(args.count);
+    let targets = upload(&set, &device);
+    let result = commands::reconstruct(stack, polarity, targets.clone(), &config, args.iterations, args.lr, args.sampler.seed)?;
+    let mean_image = targets.clone().mean_dim(0).expand(targets.dims());
+    let baseline = host((targets.clone() - mean_image).square().mean().reshape([1, 1, 1, 1]))?[0];
+    eprintln!(
+        "per-pixel MSE ([−1, 1] space): start {:.4} → after {} iterations {:.4}; held-out mean-image baseline {:.4}",
+        result.mse[0],
+        args.iterations,
+        result.mse[result.mse.len() - 1],
+        baseline
+    );
+    let both = Tensor::cat(vec![targets, result.images], 0);
+    let layout = layout(both.dims(), data.range);
+    imageio::save_grid(&args.out, &host(both)?, &layout, layout.count / 2, display_scale(&layout))?;
+    eprintln!("wrote {} (top: originals, bottom: reconstructions)", args.out.display());
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let bytes = fs::read(&args.checkpoint).with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
+    let mut file = modelfile::ModelFile::from_bytes(&bytes).with_context(|| format!("{} is not a checkpoint", args.checkpoint.display()))?;
+    if let Some(manifest) = file.manifest.as_object_mut() {
+        manifest.remove("training");
+    }
+    file.tensors.retain(|t| !t.name.starts_with("extra.adam."));
+    Model::from_model_file(file.clone(), &Device::flex()).context("the checkpoint's model does not validate")?;
+    atomic_write(&args.out, &file.to_bytes()?)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn info(args: InfoArgs) -> anyhow::Result<()> {
+    let model = load_model(&args.model, &Device::flex())?;
+    println!("{}", serde_json::to_string_pretty(&model.manifest)?);
+    for stack in &model.stacks {
+        let count: usize = stack.stack.parameters().iter().map(|(_, shape, _)| shape.iter().product::<usize>()).sum();
+        println!("net {:<18} {:?}: {} blocks, {count} parameters", stack.name, stack.role, stack.stack.blocks.len());
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let device = select_device(&args.device)?;
+    let report = trainer::bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, args.repeats)?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Writes assets/mnist-mini/: the first 2000 MNIST training digits and the first 500 test digits
+as gzip IDX files (the layout the trainer reads), from a folder of the original IDX files
+(scripts/fetch-data.sh puts them in data/mnist/). Deterministic: gzip mtime 0.
+
+Usage: python3 scripts/make-mnist-mini.py data/mnist assets/mnist-mini
+"""
+import gzip
+import os
+import struct
+import sys
+
+TRAIN, TEST = 2000, 500
+
+
+def find(folder, *names):
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return path
+    sys.exit(f"{folder}: none of {names}")
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return shape, data[4 + 4 * dims:]
+
+
+def write_idx(path, magic_type, shape, payload):
+    header = bytes([0, 0, magic_type, len(shape)]) + struct.pack(">" + "I" * len(shape), *shape)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+        f.write(header + payload)
+
+
+def main():
+    source, target = sys.argv[1], sys.argv[2]
+    os.makedirs(target, exist_ok=True)
+    for split, count, stem in [("train", TRAIN, "train"), ("t10k", TEST, "t10k")]:
+        images = find(source, f"{stem}-images-idx3-ubyte", f"{stem}-images.idx3-ubyte", f"{stem}-images-idx3-ubyte.gz")
+        labels = find(source, f"{stem}-labels-idx1-ubyte", f"{stem}-labels.idx1-ubyte", f"{stem}-labels-idx1-ubyte.gz")
+        (n, rows, cols), pixels = read_idx(images)
+        (m,), label_bytes = read_idx(labels)
+        assert n == m and n >= count, (n, m, count)
+        write_idx(os.path.join(target, f"{split}-images-idx3-ubyte.gz"), 8, (count, rows, cols), pixels[: count * rows * cols])
+        write_idx(os.path.join(target, f"{split}-labels-idx1-ubyte.gz"), 8, (count,), label_bytes[:count])
+        print(f"{split}: {count} of {n} digits")
+
+
+if __name__ == "__main__":
+    main()

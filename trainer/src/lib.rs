@@ -1,0 +1,14 @@
+//! Native trainer for energy-based generative ConvNets: data sources, optimisers, the run
+//! folder, the training loops and the commands that use a trained model. The `trainer` binary
+//! is a thin command-line layer over this library.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod commands;
+pub mod data;
+pub mod device;
+pub mod imageio;
+pub mod metrics;
+pub mod optim;
+pub mod run;
+pub mod shortrun;

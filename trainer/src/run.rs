@@ -1,0 +1,115 @@
+//! The run folder: configuration, metrics, sample grids and checkpoints of one training run.
+//!
+//! ```text
+//! runs/NAME/config.json      the full training configuration
+//!          /metrics.jsonl    one JSON object per logged iteration
+//!          /samples/*.png    sample grids every N iterations
+//!          /checkpoint.ebm   latest checkpoint (model + optimiser + RNG), written atomically
+//!          /model.ebm        the exported model file (what the browser loads)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Paths of a run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The folder `root` (created on demand).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `checkpoint.ebm`.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.ebm")
+    }
+
+    /// `model.ebm`.
+    pub fn model(&self) -> PathBuf {
+        self.root.join("model.ebm")
+    }
+
+    /// `samples/iter_NNNNNNN.png`.
+    pub fn sample_grid(&self, iteration: u64) -> PathBuf {
+        self.root.join("samples").join(format!("iter_{iteration:07}.png"))
+    }
+
+    /// Creates the folder.
+    pub fn create(&self) -> anyhow::Result<()> {
+        fs::create_dir_all(self.root.join("samples")).with_context(|| format!("cannot create run folder {}", self.root.display()))
+    }
+
+    /// Appends one line to `metrics.jsonl`.
+    pub fn log_metrics(&self, line: &serde_json::Value) -> anyhow::Result<()> {
+        let mut file = OpenOptions::new().create(true).append(true).open(self.metrics()).with_context(|| format!("cannot open {}", self.metrics().display()))?;
+        writeln!(file, "{line}")?;
+        Ok(())
+    }
+
+    /// Drops metric lines past `iteration` (they will be recomputed after a resume).
+    pub fn truncate_metrics(&self, iteration: u64) -> anyhow::Result<()> {
+        let path = self.metrics();
+        let Ok(file) = File::open(&path) else { return Ok(()) };
+        let kept: Vec<String> = BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("iteration").and_then(serde_json::Value::as_u64))
+                    .is_some_and(|i| i <= iteration)
+            })
+            .collect();
+        let mut text = kept.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        atomic_write(&path, text.as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` so that a reader (or a crash) sees the old file or the new one,
+/// never a partial one: temporary file in the same folder, fsync, rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)?;
+        // Make the rename itself durable.
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,114 @@
+//! The `trainer` binary as a user runs it: a tiny end-to-end run, then bad input everywhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_png(path: &Path) {
+    let image = image::open(path).unwrap_or_else(|e| panic!("{} is not a readable image: {e}", path.display()));
+    assert!(image.width() > 0 && image.height() > 0);
+}
+
+#[test]
+fn train_sample_interpolate_reconstruct_export_end_to_end() {
+    let dir = scratch("e2e");
+    let run = dir.join("run");
+    let data = crate::mnist_mini();
+    let run_s = run.to_str().expect("utf-8");
+    let common = ["--device", "flex"];
+    let out = trainer(&[
+        &["train", "--data", data.to_str().expect("utf-8"), "--run", run_s, "--iterations", "4", "--n-f", "4", "--steps", "3", "--batch", "4"],
+        &["--image-size", "16", "--sample-every", "2", "--checkpoint-every", "2", "--quiet"][..],
+        &common[..],
+    ]
+    .concat());
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    assert!(stderr(&out).contains("device: CPU"), "the chosen device should be reported: {}", stderr(&out));
+    for file in ["config.json", "metrics.jsonl", "checkpoint.ebm", "model.ebm"] {
+        assert!(run.join(file).exists(), "missing {file}");
+    }
+    assert_png(&run.join("samples/iter_0000002.png"));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    assert_eq!(metrics.lines().count(), 4);
+
+    // Running again without --resume refuses to overwrite; with --resume and more iterations continues.
+    let again = trainer(&[&["train", "--data", data.to_str().expect("utf-8"), "--run", run_s], &common[..]].concat());
+    assert!(!again.status.success() && stderr(&again).contains("--resume"), "{}", stderr(&again));
+
+    let model = run.join("model.ebm");
+    let model_s = model.to_str().expect("utf-8");
+    let samples = dir.join("samples");
+    let out = trainer(&[&["sample", model_s, "--count", "4", "--out", samples.to_str().expect("utf-8"), "--chain-every", "1"], &common[..]].concat());
+    assert!(out.status.success(), "sample failed: {}", stderr(&out));
+    assert_png(&samples.join("grid.png"));
+    assert_png(&samples.join("images/sample_0003.png"));
+    assert_png(&samples.join("chain.png"));
+    assert!(samples.join("chain.gif").exists());
+
+    let strip = dir.join("interp.png");
+    let out = trainer(&[&["interpolate", model_s, "--pairs", "2", "--points", "4", "--out", strip.to_str().expect("utf-8")], &common[..]].concat());
+    assert!(out.status.success(), "interpolate failed: {}", stderr(&out));
+    assert_png(&strip);
+
+    let recon = dir.join("recon.png");
+    let out = trainer(&[
+        &["reconstruct", model_s, "--data", data.to_str().expect("utf-8"), "--count", "4", "--iterations", "3", "--out", recon.to_str().expect("utf-8")],
+        &common[..],
+    ]
+    .concat());
+    assert!(out.status.success(), "reconstruct failed: {}", stderr(&out));
+    assert!(stderr(&out).contains("per-pixel MSE"), "{}", stderr(&out));
+    assert_png(&recon);
+
+    let exported = dir.join("exported.ebm");
+    let out = trainer(&["export", run.join("checkpoint.ebm").to_str().expect("utf-8"), "--out", exported.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "export failed: {}", stderr(&out));
+    let out = trainer(&["info", exported.to_str().expect("utf-8")]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("short_run"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_input_gives_readable_errors_not_panics() {
+    let dir = scratch("bad");
+    let garbage = dir.join("garbage.ebm");
+    std::fs::write(&garbage, b"definitely not a model").expect("write");
+    let truncated = dir.join("truncated.ebm");
+    std::fs::write(&truncated, b"EBMMODEL\x01\x00\x00\x00\xff\xff").expect("write");
+    let missing = dir.join("missing.ebm");
+    let run = dir.join("run");
+    let no_run = dir.join("no-run");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sample", missing.to_str().expect("utf-8")], "cannot read"),
+        (vec!["sample", garbage.to_str().expect("utf-8"), "--device", "flex"], "magic"),
+        (vec!["info", truncated.to_str().expect("utf-8")], "not a usable model file"),
+        (vec!["export", garbage.to_str().expect("utf-8"), "--out", "x.ebm"], "not a checkpoint"),
+        (vec!["train", "--data", "/nonexistent/data", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "/nonexistent/data"),
+        (vec!["train", "--image-size", "12", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "image size"),
+        (vec!["train", "--channels", "2", "--image-size", "16", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "channels"),
+        (vec!["train", "--resume", "--run", no_run.to_str().expect("utf-8"), "--device", "flex"], "--resume"),
+        (vec!["sample", garbage.to_str().expect("utf-8"), "--count", "0", "--device", "flex"], "magic"),
+    ];
+    for (args, expected) in cases {
+        let out = trainer(&args);
+        let message = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail cleanly with exit code 1: {message}");
+        assert!(!message.contains("panicked"), "{args:?} panicked: {message}");
+        assert!(message.contains(expected), "{args:?}: expected the message to mention {expected:?}, got: {message}");
+    }
+    let help = trainer(&["--help"]);
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("sample"));
+}

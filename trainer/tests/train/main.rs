@@ -1,0 +1,48 @@
+//! Trainer tests on real MNIST digits (the bundled `assets/mnist-mini`), on the flex backend.
+
+mod cli;
+mod learning;
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use shared::nets::ShortRunConfig;
+use shared::sampler::LangevinConfig;
+use trainer::data::{self, LoadOptions, Split};
+use trainer::shortrun::{self, TrainConfig};
+
+/// burn's device generator is process-wide: tests that train take turns so that each run's
+/// random stream is its own (a resumed run must repeat the uninterrupted one bit for bit).
+pub fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The bundled MNIST subset.
+pub fn mnist_mini() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/mnist-mini"))
+}
+
+/// MNIST digits resized to 16×16, in model space, on `device`.
+pub fn digits(split: Split, count: usize, device: &Device) -> Tensor<4> {
+    let set = data::open(&mnist_mini(), &LoadOptions { limit: None, class: None, split }).expect("bundled MNIST").truncate(count).resize(16, 1).expect("resize");
+    let values = shortrun::to_model_space(&set.pixels);
+    Tensor::from_data(TensorData::new(values, [set.count, 1, 16, 16]), device)
+}
+
+/// A small short-run configuration for 16×16 digits.
+pub fn tiny_config(iterations: u64) -> TrainConfig {
+    let mut config = TrainConfig::paper(ShortRunConfig::new().with_image_size(16).with_channels(1).with_n_f(8), shortrun::data_spec(1, 16), "mnist-mini".into());
+    config.batch_size = 32;
+    config.iterations = iterations;
+    config.langevin = LangevinConfig::short_run(20);
+    config.data_noise = 0.1;
+    config.adam.lr = 1e-3;
+    config.seed = 11;
+    config
+}
+
+/// Host values of a tensor.
+pub fn host(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
+}
