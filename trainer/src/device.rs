@@ -24,22 +24,26 @@ pub struct Selected {
     pub description: String,
 }
 
+/// Hardware GPUs, in the order `auto` tries them. Software adapters (lavapipe, SwiftShader)
+/// are left out: on them burn's flex backend is much faster.
+const HARDWARE_KINDS: [DeviceKind; 3] = [DeviceKind::DiscreteGpu(0), DeviceKind::IntegratedGpu(0), DeviceKind::VirtualGpu(0)];
+
 /// Initialises the requested device.
 pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
-    let flex = || Selected { device: Device::flex(), description: "CPU (burn flex backend)".into() };
+    let flex = |why: &str| Selected { device: Device::flex(), description: format!("CPU (burn flex backend){why}") };
     match choice {
-        DeviceChoice::Flex => Ok(flex()),
+        DeviceChoice::Flex => Ok(flex("")),
         DeviceChoice::Wgpu => match Device::wgpu_options().init() {
-            Ok(device) => Ok(Selected { device, description: "GPU through wgpu".into() }),
-            Err(error) => anyhow::bail!("--device wgpu: no usable GPU adapter ({error}); use --device flex for the CPU"),
+            Ok(device) => Ok(Selected { device, description: "GPU through wgpu (any adapter, software ones included)".into() }),
+            Err(error) => anyhow::bail!("--device wgpu: no usable wgpu adapter ({error}); use --device flex for the CPU"),
         },
-        DeviceChoice::Auto => match Device::wgpu_options().init() {
-            Ok(device) => Ok(Selected { device, description: "GPU through wgpu (--device auto)".into() }),
-            Err(error) => {
-                let mut selected = flex();
-                selected.description = format!("CPU (burn flex backend): no wgpu adapter could be initialised ({error})");
-                Ok(selected)
+        DeviceChoice::Auto => {
+            for kind in HARDWARE_KINDS {
+                if let Ok(device) = Device::wgpu_options().device_kind(kind.clone()).init() {
+                    return Ok(Selected { device, description: format!("GPU through wgpu ({kind:?}, --device auto)") });
+                }
             }
-        },
+            Ok(flex(": --device auto found no hardware GPU adapter"))
+        }
     }
 }

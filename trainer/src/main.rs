@@ -426,49 +426,24 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         }
     };
     config.dataset = args.data.display().to_string();
-    let size = args.image_size.unwrap_or(config.net.image_size);
-    config.net.image_size = size;
-    if let Some(n_f) = args.n_f {
-        config.net.n_f = n_f;
-    }
-    if let Some(leak) = args.leak {
-        config.net.leak = leak;
-    }
-    if let Some(batch) = args.batch {
-        config.batch_size = batch;
-    }
-    if let Some(iterations) = args.iterations {
-        config.iterations = iterations;
-    }
-    if let Some(steps) = args.steps {
-        config.langevin.steps = steps;
-    }
-    if let Some(step) = args.step_size {
-        config.langevin.step_size = step;
-    }
-    if let Some(noise) = args.langevin_noise {
-        config.langevin.noise = noise;
-    }
-    if let Some(noise) = args.data_noise {
-        config.data_noise = noise;
-    }
-    if let Some(lr) = args.lr {
-        config.adam.lr = lr;
-    }
-    if let Some(beta1) = args.beta1 {
-        config.adam.beta1 = beta1;
-    }
-    if let Some(beta2) = args.beta2 {
-        config.adam.beta2 = beta2;
-    }
+    set(&mut config.net.image_size, args.image_size);
+    set(&mut config.net.n_f, args.n_f);
+    set(&mut config.net.leak, args.leak);
+    set(&mut config.batch_size, args.batch);
+    set(&mut config.iterations, args.iterations);
+    set(&mut config.langevin.steps, args.steps);
+    set(&mut config.langevin.step_size, args.step_size);
+    set(&mut config.langevin.noise, args.langevin_noise);
+    set(&mut config.data_noise, args.data_noise);
+    set(&mut config.adam.lr, args.lr);
+    set(&mut config.adam.beta1, args.beta1);
+    set(&mut config.adam.beta2, args.beta2);
+    set(&mut config.seed, args.seed);
     if let Some(start) = args.anneal_start {
         if !(0.0..1.0).contains(&start) {
             bail!("--anneal-start must be in [0, 1), got {start}");
         }
         config.anneal = Some(Anneal { start, lr_factor: args.anneal_lr_factor, noise_factor: args.anneal_noise_factor });
-    }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
     }
     if let Some(channels) = args.channels {
         if channels != 1 && channels != 3 {
@@ -478,6 +453,13 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     }
     config.net.stack_spec().context("invalid network settings")?;
     Ok(config)
+}
+
+/// Overrides `target` with a value the user gave.
+fn set<T: Copy>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
 }
 
 fn load_model(path: &Path, device: &Device) -> anyhow::Result<Model> {

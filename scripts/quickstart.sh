@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job: train a small short-run MCMC model on the bundled MNIST digits (GPU through wgpu
+# when one is present, else the CPU) and write sample grids. Extra arguments go to
+# `trainer train` (e.g. --iterations 2000, --data data/fashion-mnist, --preset paper).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null; then
+  echo "quickstart: cargo is missing; install Rust with rustup first" >&2
+  exit 1
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ebm/target}"
+# The Vulkan loader complains on every adapter query when this is unset.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
+cargo build --locked -p trainer
+trainer="$CARGO_TARGET_DIR/debug/trainer"
+"$trainer" train --run "$run" "$@"
+"$trainer" sample "$run/model.ebm" --count 64 --chain-every 5 --out "$run/final"
+"$trainer" interpolate "$run/model.ebm" --out "$run/final/interpolation.png"
+echo
+echo "run folder: $run"
+echo "  samples during training: $run/samples/"
+echo "  final samples:           $run/final/grid.png (chain: $run/final/chain.gif)"
+echo "  model for the browser:   $run/model.ebm"
