@@ -16,7 +16,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 cargo build --locked -p trainer
 trainer="$CARGO_TARGET_DIR/debug/trainer"
-"$trainer" train --run "$run" "$@"
+"$trainer" train --preset quick --run "$run" "$@"
 "$trainer" sample "$run/model.ebm" --count 64 --chain-every 5 --out "$run/final"
 "$trainer" interpolate "$run/model.ebm" --out "$run/final/interpolation.png"
 echo

@@ -13,7 +13,7 @@ use shared::layers::OpSpec;
 use shared::nets::{Polarity, ShortRunConfig};
 use shared::sampler::{DeviceNoise, LangevinConfig, NetDensity, langevin};
 
-use crate::shortrun::{TrainConfig, Trainer, data_spec};
+use crate::shortrun::{DataSource, TrainConfig, Trainer, data_spec};
 
 /// Results of one benchmark.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
         let _ = x.sum().into_data();
         Ok(clock.elapsed().as_secs_f64())
     };
-    let mut config = TrainConfig::paper(net.clone().with_channels(3), data_spec(3, image_size), "random".into());
+    let mut config = TrainConfig::paper(net.clone().with_channels(3), data_spec(3, image_size), DataSource::new("random tensors"));
     config.batch_size = batch;
     config.langevin = langevin_config;
     let data = Tensor::<4>::random([batch * 4, 3, image_size, image_size], Distribution::Uniform(-1.0, 1.0), device);

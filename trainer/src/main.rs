@@ -16,13 +16,13 @@ use trainer::data::{self, ImageSet, LoadOptions, Split};
 use trainer::device::{self, DeviceChoice};
 use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
-use trainer::shortrun::{self, Anneal, TrainConfig, Trainer};
+use trainer::shortrun::{self, Anneal, DataSource, TrainConfig, Trainer};
 
 /// Train energy-based generative ConvNets (short-run MCMC, multigrid, generative ConvNet, MEG)
 /// and sample from them.
 ///
-/// Start with `trainer train` (it trains a small short-run model on the bundled MNIST digits
-/// and writes sample grids to runs/), then `trainer sample runs/NAME/model.ebm`.
+/// Start with `trainer train --preset quick` (a small short-run model on the bundled MNIST
+/// digits, sample grids in runs/), then `trainer sample runs/NAME/model.ebm`.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -75,8 +75,8 @@ struct TrainArgs {
     /// Continue the run in --run from its last checkpoint (bit-for-bit the same as not stopping).
     #[arg(long)]
     resume: bool,
-    /// Settings to start from; the flags below override them.
-    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    /// Settings to start from (default: the authors' code); the flags below override them.
+    #[arg(long, value_enum, default_value_t = Preset::Paper)]
     preset: Preset,
     /// Image side (4·2^d: 16, 32, 64, 128); smaller images are padded, larger ones resized.
     #[arg(long)]
@@ -352,7 +352,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         let config: TrainConfig = serde_json::from_slice(&fs::read(run.config()).with_context(|| format!("--resume: no run in {}", run.root().display()))?)
             .context("config.json of the run is damaged")?;
         let bytes = fs::read(run.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", run.root().display()))?;
-        let set = load_images(&args.data, &LoadOptions::default(), config.net.image_size, Some(config.net.channels))?;
+        let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, Some(config.net.channels))?;
         let trainer = Trainer::from_checkpoint(&bytes, upload(&set, &device), &device)?;
         run.truncate_metrics(trainer.iteration)?;
         eprintln!("resuming {} at iteration {}", run.root().display(), trainer.iteration);
@@ -362,8 +362,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         if run.checkpoint().exists() {
             bail!("{} already holds a run; pass --resume to continue it or choose another --run", run.root().display());
         }
-        let set = load_images(&args.data, &LoadOptions::default(), config.net.image_size, args.channels)?;
-        eprintln!("data: {} images of {}×{}×{} from {}", set.count, set.channels, set.height, set.width, args.data.display());
+        let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, args.channels)?;
+        eprintln!("data: {} images of {}×{}×{} from {}", set.count, set.channels, set.height, set.width, config.source.describe());
         // The net and the model file follow the data's channels unless --channels forced them.
         config.net.channels = set.channels;
         config.data = shortrun::data_spec(set.channels, config.net.image_size);
@@ -414,10 +414,11 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let source = DataSource { path: args.data.clone(), class: args.class, limit: args.limit };
     let mut config = match args.preset {
-        Preset::Paper => TrainConfig::paper(ShortRunConfig::new(), shortrun::data_spec(3, 32), String::new()),
+        Preset::Paper => TrainConfig::paper(ShortRunConfig::new(), shortrun::data_spec(3, 32), source),
         Preset::Quick => {
-            let mut config = TrainConfig::paper(ShortRunConfig::new().with_n_f(16), shortrun::data_spec(1, 32), String::new());
+            let mut config = TrainConfig::paper(ShortRunConfig::new().with_n_f(16), shortrun::data_spec(1, 32), source);
             config.batch_size = 32;
             config.iterations = 400;
             config.langevin = LangevinConfig::short_run(40);
@@ -425,7 +426,6 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
             config
         }
     };
-    config.dataset = args.data.display().to_string();
     set(&mut config.net.image_size, args.image_size);
     set(&mut config.net.n_f, args.n_f);
     set(&mut config.net.leak, args.leak);

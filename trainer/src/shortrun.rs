@@ -47,6 +47,42 @@ impl Anneal {
     }
 }
 
+/// The training images: a path the data readers understand, optionally one class, at most
+/// `limit` images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// File or folder.
+    pub path: std::path::PathBuf,
+    /// Only images with this label.
+    pub class: Option<u8>,
+    /// At most this many images.
+    pub limit: Option<usize>,
+}
+
+impl DataSource {
+    /// All images at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into(), class: None, limit: None }
+    }
+
+    /// Loader options for the training split.
+    pub fn options(&self) -> crate::data::LoadOptions {
+        crate::data::LoadOptions { limit: self.limit, class: self.class, split: crate::data::Split::Train }
+    }
+
+    /// A one-line description for provenance.
+    pub fn describe(&self) -> String {
+        let mut text = self.path.display().to_string();
+        if let Some(class) = self.class {
+            text.push_str(&format!(" (class {class})"));
+        }
+        if let Some(limit) = self.limit {
+            text.push_str(&format!(" (first {limit})"));
+        }
+        text
+    }
+}
+
 /// Everything that defines a short-run training run (saved as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -54,8 +90,8 @@ pub struct TrainConfig {
     pub net: ShortRunConfig,
     /// Data description (written into the model file).
     pub data: DataSpec,
-    /// Name of the training data, for provenance.
-    pub dataset: String,
+    /// Where the training images come from (read again on `--resume`).
+    pub source: DataSource,
     /// Batch size `m` (observed and synthesised).
     pub batch_size: usize,
     /// Iterations to run.
@@ -76,11 +112,11 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The authors' minimal-code defaults (n_f 64, batch 64, K 100, σ 0.03, Adam 1e-4 (0.9, 0.999)).
-    pub fn paper(net: ShortRunConfig, data: DataSpec, dataset: String) -> Self {
+    pub fn paper(net: ShortRunConfig, data: DataSpec, source: DataSource) -> Self {
         Self {
             net,
             data,
-            dataset,
+            source,
             batch_size: 64,
             iterations: 100_000,
             langevin: LangevinConfig::short_run(100),
@@ -99,7 +135,7 @@ impl TrainConfig {
             data: self.data.clone(),
             sampler: SamplerDefaults { init: ChainInit::Uniform { low: -1.0, high: 1.0 }, langevin: vec![self.langevin], mala: None },
             provenance: Provenance {
-                dataset: self.dataset.clone(),
+                dataset: self.source.describe(),
                 iterations,
                 seed: self.seed,
                 git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),

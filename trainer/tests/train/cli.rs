@@ -31,7 +31,7 @@ fn train_sample_interpolate_reconstruct_export_end_to_end() {
     let run_s = run.to_str().expect("utf-8");
     let common = ["--device", "flex"];
     let out = trainer(&[
-        &["train", "--data", data.to_str().expect("utf-8"), "--run", run_s, "--iterations", "4", "--n-f", "4", "--steps", "3", "--batch", "4"],
+        &["train", "--data", data.to_str().expect("utf-8"), "--run", run_s, "--preset", "quick", "--iterations", "4", "--n-f", "4", "--steps", "3", "--batch", "4"],
         &["--image-size", "16", "--sample-every", "2", "--checkpoint-every", "2", "--quiet"][..],
         &common[..],
     ]

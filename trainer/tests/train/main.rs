@@ -32,7 +32,7 @@ pub fn digits(split: Split, count: usize, device: &Device) -> Tensor<4> {
 
 /// A small short-run configuration for 16×16 digits.
 pub fn tiny_config(iterations: u64) -> TrainConfig {
-    let mut config = TrainConfig::paper(ShortRunConfig::new().with_image_size(16).with_channels(1).with_n_f(8), shortrun::data_spec(1, 16), "mnist-mini".into());
+    let mut config = TrainConfig::paper(ShortRunConfig::new().with_image_size(16).with_channels(1).with_n_f(8), shortrun::data_spec(1, 16), shortrun::DataSource::new(mnist_mini()));
     config.batch_size = 32;
     config.iterations = iterations;
     config.langevin = LangevinConfig::short_run(20);
