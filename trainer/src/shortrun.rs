@@ -108,6 +108,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// An iteration whose |f| exceeds this is treated as divergence.
     pub divergence_threshold: f64,
+    /// An iteration whose samples' mean |x| exceeds this many times the data range's largest
+    /// magnitude is treated as divergence (the chain has left the data's range: energies
+    /// grow without bound soon after).
+    #[serde(default = "default_sample_range_limit")]
+    pub sample_range_limit: f64,
 }
 
 impl TrainConfig {
@@ -125,6 +130,7 @@ impl TrainConfig {
             anneal: None,
             seed: 1,
             divergence_threshold: 1e8,
+            sample_range_limit: default_sample_range_limit(),
         }
     }
 
@@ -160,6 +166,8 @@ pub struct Metrics {
     pub lr: f64,
     /// Data noise σ used.
     pub data_noise: f64,
+    /// Mean |x| of the synthesised batch.
+    pub sample_abs_mean: f64,
 }
 
 /// Why training stopped early.
@@ -167,9 +175,9 @@ pub struct Metrics {
 pub enum TrainError {
     /// Energies became NaN/Inf or exploded.
     #[error(
-        "training diverged at iteration {iteration}: f(data) = {f_data}, f(samples) = {f_samples}; \
-         the model was not updated with this step and the last checkpoint is kept. \
-         Try a smaller learning rate or more Langevin noise"
+        "training diverged at iteration {iteration}: f(data) = {f_data}, f(samples) = {f_samples}, \
+         mean |sample| = {sample_abs_mean}; the model was not updated with this step and the last \
+         checkpoint is kept. Try a smaller learning rate (or --anneal-start) and resume"
     )]
     Diverged {
         /// Iteration that diverged.
@@ -178,6 +186,8 @@ pub enum TrainError {
         f_data: f64,
         /// Its f(samples).
         f_samples: f64,
+        /// Its samples' mean |x|.
+        sample_abs_mean: f64,
     },
 }
 
@@ -307,14 +317,20 @@ impl Trainer {
         });
 
         let f_data = self.net.value(Tensor::from_inner(observed)).mean();
+        let sample_abs_mean = chain.x.clone().abs().mean().reshape([1]);
         let f_samples = self.net.value(Tensor::from_inner(chain.x)).mean();
         let steps = config.langevin.steps.max(1) as f64;
-        let summary = Tensor::cat(vec![f_data.clone().inner().reshape([1]), f_samples.clone().inner().reshape([1]), norm_sum.div_scalar(steps)], 0);
+        let summary = Tensor::cat(
+            vec![f_data.clone().inner().reshape([1]), f_samples.clone().inner().reshape([1]), norm_sum.div_scalar(steps), sample_abs_mean],
+            0,
+        );
         let values: Vec<f32> = summary.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        let [fd, fs, gn] = [0, 1, 2].map(|i| values.get(i).copied().unwrap_or(f32::NAN) as f64);
+        let [fd, fs, gn, sa] = [0, 1, 2, 3].map(|i| values.get(i).copied().unwrap_or(f32::NAN) as f64);
         let iteration = self.iteration + 1;
-        if !(fd.is_finite() && fs.is_finite() && gn.is_finite()) || fd.abs().max(fs.abs()) > config.divergence_threshold {
-            return Err(TrainError::Diverged { iteration, f_data: fd, f_samples: fs });
+        let range = config.data.range[0].abs().max(config.data.range[1].abs());
+        let finite = fd.is_finite() && fs.is_finite() && gn.is_finite() && sa.is_finite();
+        if !finite || fd.abs().max(fs.abs()) > config.divergence_threshold || sa > config.sample_range_limit * range {
+            return Err(TrainError::Diverged { iteration, f_data: fd, f_samples: fs, sample_abs_mean: sa });
         }
         // Minimise −(mean f(data) − mean f(samples)).
         let loss = f_samples - f_data;
@@ -322,7 +338,7 @@ impl Trainer {
         self.adam.settings.lr = lr;
         self.net = self.adam.step(self.net.clone(), &grads);
         self.iteration = iteration;
-        Ok(Metrics { iteration, f_data: fd, f_samples: fs, grad_norm: gn, lr, data_noise })
+        Ok(Metrics { iteration, f_data: fd, f_samples: fs, grad_norm: gn, lr, data_noise, sample_abs_mean: sa })
     }
 
     /// `count` samples from the current model with its own sampler settings, from a fixed seed
@@ -337,6 +353,10 @@ impl Trainer {
         inner.seed(seed);
         langevin(&density, start, &self.config.langevin, None, &mut DeviceNoise, |_| ControlFlow::Continue(())).x
     }
+}
+
+fn default_sample_range_limit() -> f64 {
+    10.0
 }
 
 /// Prefix of the optimiser moments in a checkpoint (under the model file's extra tensors).

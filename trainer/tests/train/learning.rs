@@ -52,9 +52,24 @@ fn divergence_is_reported_and_never_applied() {
             }
         }
     };
-    let TrainError::Diverged { f_data, f_samples, .. } = &error;
-    assert!(!(f_data.abs() < 50.0 && f_samples.abs() < 50.0), "{error}");
+    let TrainError::Diverged { f_data, f_samples, sample_abs_mean, .. } = &error;
+    assert!(!(f_data.abs() < 50.0 && f_samples.abs() < 50.0 && *sample_abs_mean < 10.0), "{error}");
     assert!(error.to_string().contains("diverged"), "{error}");
+}
+
+#[test]
+fn chains_leaving_the_data_range_count_as_divergence() {
+    let _turn = device_rng_lock();
+    let device = Device::flex();
+    let mut config = tiny_config(5);
+    // Fresh Uniform[−1, 1] chains already have mean |x| ≈ 0.5: a limit of 0.3 must trip.
+    config.sample_range_limit = 0.3;
+    let mut trainer = Trainer::new(config, digits(Split::Train, 100, &device), &device).expect("trainer");
+    match trainer.step() {
+        Err(TrainError::Diverged { iteration: 1, sample_abs_mean, .. }) => assert!(sample_abs_mean > 0.3, "{sample_abs_mean}"),
+        other => panic!("expected divergence at iteration 1, got {other:?}"),
+    }
+    assert_eq!(trainer.iteration, 0);
 }
 
 /// Trains a small model on 2000 real MNIST digits and checks, with a metric, that its samples
