@@ -168,8 +168,11 @@ struct SamplerArgs {
 }
 
 impl SamplerArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free }
+    /// The model's own Langevin settings with the user's overrides.
+    fn config(&self, model: &Model) -> anyhow::Result<LangevinConfig> {
+        let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
+        let overrides = Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free };
+        Ok(overrides.apply(base))
     }
 }
 
@@ -474,8 +477,7 @@ fn load_model(path: &Path, device: &Device) -> anyhow::Result<Model> {
 fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let model = load_model(&args.model, &device)?;
-    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
-    let config = args.sampler.overrides().apply(base);
+    let config = args.sampler.config(&model)?;
     let started = Instant::now();
     let samples = commands::sample(&model, &device, args.count, &config, args.sampler.seed, args.chain_every)?;
     let layout = layout(samples.images.dims(), model.manifest.data.range);
@@ -499,8 +501,7 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
 fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let model = load_model(&args.model, &device)?;
-    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
-    let config = args.sampler.overrides().apply(base);
+    let config = args.sampler.config(&model)?;
     let images = commands::interpolate(&model, &device, args.pairs, args.points, &config, args.sampler.seed)?;
     let layout = layout(images.dims(), model.manifest.data.range);
     imageio::save_grid(&args.out, &host(images)?, &layout, args.points, display_scale(&layout))?;
@@ -513,8 +514,7 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     let train_device = device.clone().autodiff();
     let model = load_model(&args.model, &train_device)?;
     let (stack, polarity) = commands::energy_net(&model)?;
-    let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
-    let config = args.sampler.overrides().apply(base);
+    let config = args.sampler.config(&model)?;
     let data = &model.manifest.data;
     let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
     let set = load_images(&args.data, &options, data.height, Some(data.channels))?.truncate(args.count);

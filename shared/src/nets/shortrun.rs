@@ -36,7 +36,7 @@ impl ShortRunConfig {
     /// The stack this config describes.
     pub fn stack_spec(&self) -> Result<StackSpec, ArchError> {
         let size = self.image_size;
-        if size < 8 || size % 4 != 0 || !(size / 4).is_power_of_two() {
+        if size < 8 || !size.is_multiple_of(4) || !(size / 4).is_power_of_two() {
             return Err(ArchError::Config(format!("short-run image size must be 4·2^d with d ≥ 1 (8, 16, 32, 64, 128, …), got {size}")));
         }
         let downs = (size / 4).trailing_zeros() as usize;

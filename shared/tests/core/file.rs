@@ -76,7 +76,7 @@ fn container_damage_is_reported_by_name() {
     let (bytes, _) = valid_file();
     let mut wrong_magic = bytes.clone();
     wrong_magic[0] = b'X';
-    assert!(matches!(load(&wrong_magic), ModelFileError::Format(FormatError::WrongMagic { .. })), "{}", load(&wrong_magic));
+    assert!(matches!(load(&wrong_magic), ModelFileError::Format(FormatError::WrongMagic)), "{}", load(&wrong_magic));
     let mut future = bytes.clone();
     future[8..12].copy_from_slice(&99u32.to_le_bytes());
     assert!(matches!(load(&future), ModelFileError::Format(FormatError::UnsupportedVersion { .. })));
