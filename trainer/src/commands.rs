@@ -173,7 +173,7 @@ pub fn reconstruct(stack: &Stack, polarity: Polarity, targets: Tensor<4>, config
         let tracked = z.clone().detach().require_grad();
         let x = generate(&frozen, polarity, tracked.clone(), &config);
         let loss = (x.clone() - targets.clone()).square().mean();
-        let value: Vec<f32> = loss.clone().inner().into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let value = crate::shortrun::host_values(loss.clone().inner()).unwrap_or_default();
         (tracked, x, loss, value.first().copied().unwrap_or(f32::NAN) as f64)
     };
     let mut mse = Vec::with_capacity(iterations + 1);

@@ -318,11 +318,6 @@ fn load_images(path: &Path, options: &LoadOptions, size: usize, channels: Option
     Ok(set)
 }
 
-fn upload(set: &ImageSet, device: &Device) -> Tensor<4> {
-    let values = shortrun::to_model_space(&set.pixels);
-    Tensor::from_data(TensorData::new(values, [set.count, set.channels, set.height, set.width]), device)
-}
-
 fn grid_columns(count: usize) -> usize {
     (count as f64).sqrt().ceil().max(1.0) as usize
 }
@@ -340,12 +335,8 @@ fn display_scale(layout: &Layout) -> usize {
 
 fn save_images(path: &Path, images: Tensor<4>, range: [f64; 2]) -> anyhow::Result<()> {
     let layout = layout(images.dims(), range);
-    imageio::save_grid(path, &host(images)?, &layout, grid_columns(layout.count), display_scale(&layout))?;
+    imageio::save_grid(path, &shortrun::host_values(images)?, &layout, grid_columns(layout.count), display_scale(&layout))?;
     Ok(())
-}
-
-fn host(tensor: Tensor<4>) -> anyhow::Result<Vec<f32>> {
-    tensor.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("cannot read the device's result: {e:?}"))
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
@@ -356,7 +347,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             .context("config.json of the run is damaged")?;
         let bytes = fs::read(run.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", run.root().display()))?;
         let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, Some(config.net.channels))?;
-        let trainer = Trainer::from_checkpoint(&bytes, upload(&set, &device), &device)?;
+        let trainer = Trainer::from_checkpoint(&bytes, shortrun::images_tensor(&set, &device), &device)?;
         run.truncate_metrics(trainer.iteration)?;
         eprintln!("resuming {} at iteration {}", run.root().display(), trainer.iteration);
         trainer
@@ -372,7 +363,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         config.data = shortrun::data_spec(set.channels, config.net.image_size);
         run.create()?;
         atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
-        Trainer::new(config, upload(&set, &device), &device)?
+        Trainer::new(config, shortrun::images_tensor(&set, &device), &device)?
     };
     let total = trainer.config.iterations;
     let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
@@ -404,7 +395,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         }
         let last = metrics.iteration == total;
         if metrics.iteration % args.sample_every.max(1) == 0 || last {
-            save_images(&run.sample_grid(metrics.iteration), trainer.preview(64, 12345), trainer.config.data.range)?;
+            save_images(&run.sample_grid(metrics.iteration), trainer.preview(64, 12345)?, trainer.config.data.range)?;
         }
         if metrics.iteration % args.checkpoint_every.max(1) == 0 || last {
             atomic_write(&run.checkpoint(), &trainer.checkpoint()?)?;
@@ -481,13 +472,13 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let samples = commands::sample(&model, &device, args.count, &config, args.sampler.seed, args.chain_every)?;
     let layout = layout(samples.images.dims(), model.manifest.data.range);
-    let values = host(samples.images)?;
+    let values = shortrun::host_values(samples.images)?;
     eprintln!("{} samples, {} steps, in {:.2} s", layout.count, config.steps, started.elapsed().as_secs_f64());
     let (columns, scale) = (grid_columns(layout.count), display_scale(&layout));
     imageio::save_grid(&args.out.join("grid.png"), &values, &layout, columns, scale)?;
     imageio::save_each(&args.out.join("images"), "sample_", &values, &layout)?;
     if !samples.frames.is_empty() {
-        let frames = samples.frames.into_iter().map(host).collect::<anyhow::Result<Vec<_>>>()?;
+        let frames = samples.frames.into_iter().map(shortrun::host_values).collect::<anyhow::Result<Vec<_>>>()?;
         imageio::save_gif(&args.out.join("chain.gif"), &frames, &layout, columns, scale, 80)?;
         // The strip shows the first eight chains, one per row.
         let rows = Layout { count: layout.count.min(8), ..layout };
@@ -504,7 +495,7 @@ fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
     let config = args.sampler.config(&model)?;
     let images = commands::interpolate(&model, &device, args.pairs, args.points, &config, args.sampler.seed)?;
     let layout = layout(images.dims(), model.manifest.data.range);
-    imageio::save_grid(&args.out, &host(images)?, &layout, args.points, display_scale(&layout))?;
+    imageio::save_grid(&args.out, &shortrun::host_values(images)?, &layout, args.points, display_scale(&layout))?;
     eprintln!("wrote {} ({} rows of ρ = 0 … 1)", args.out.display(), args.pairs);
     Ok(())
 }
@@ -518,10 +509,10 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     let data = &model.manifest.data;
     let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
     let set = load_images(&args.data, &options, data.height, Some(data.channels))?.truncate(args.count);
-    let targets = upload(&set, &device);
+    let targets = shortrun::images_tensor(&set, &device);
     let result = commands::reconstruct(stack, polarity, targets.clone(), &config, args.iterations, args.lr, args.sampler.seed)?;
     let mean_image = targets.clone().mean_dim(0).expand(targets.dims());
-    let baseline = host((targets.clone() - mean_image).square().mean().reshape([1, 1, 1, 1]))?[0];
+    let baseline = shortrun::host_values((targets.clone() - mean_image).square().mean().reshape([1, 1, 1, 1]))?[0];
     eprintln!(
         "per-pixel MSE ([−1, 1] space): start {:.4} → after {} iterations {:.4}; held-out mean-image baseline {:.4}",
         result.mse[0],
@@ -531,20 +522,15 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     );
     let both = Tensor::cat(vec![targets, result.images], 0);
     let layout = layout(both.dims(), data.range);
-    imageio::save_grid(&args.out, &host(both)?, &layout, layout.count / 2, display_scale(&layout))?;
+    imageio::save_grid(&args.out, &shortrun::host_values(both)?, &layout, layout.count / 2, display_scale(&layout))?;
     eprintln!("wrote {} (top: originals, bottom: reconstructions)", args.out.display());
     Ok(())
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let bytes = fs::read(&args.checkpoint).with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
-    let mut file = modelfile::ModelFile::from_bytes(&bytes).with_context(|| format!("{} is not a checkpoint", args.checkpoint.display()))?;
-    if let Some(manifest) = file.manifest.as_object_mut() {
-        manifest.remove("training");
-    }
-    file.tensors.retain(|t| !t.name.starts_with("extra.adam."));
-    Model::from_model_file(file.clone(), &Device::flex()).context("the checkpoint's model does not validate")?;
-    atomic_write(&args.out, &file.to_bytes()?)?;
+    let model = shortrun::export_checkpoint(&bytes).with_context(|| format!("{} cannot be exported", args.checkpoint.display()))?;
+    atomic_write(&args.out, &model)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

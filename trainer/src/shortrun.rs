@@ -220,6 +220,28 @@ pub fn to_model_space(pixels: &[f32]) -> Vec<f32> {
     pixels.iter().map(|v| v / 127.5 - 1.0).collect()
 }
 
+/// An image set as a `[N, C, H, W]` model-space tensor on `device`.
+pub fn images_tensor(set: &crate::data::ImageSet, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(to_model_space(&set.pixels), [set.count, set.channels, set.height, set.width]), device)
+}
+
+/// Reads a tensor back to host floats (synchronously: native only).
+pub fn host_values<const D: usize>(tensor: Tensor<D>) -> anyhow::Result<Vec<f32>> {
+    tensor.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("cannot read the device's result: {e:?}"))
+}
+
+/// A checkpoint turned into a model file: the training state and optimiser moments removed,
+/// the rest validated.
+pub fn export_checkpoint(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut file = ModelFile::from_bytes(bytes).context("not a checkpoint")?;
+    if let Some(manifest) = file.manifest.as_object_mut() {
+        manifest.remove(TRAINING_KEY);
+    }
+    file.tensors.retain(|t| !t.name.starts_with(ADAM_PREFIX));
+    Model::from_model_file(file.clone(), &Device::flex()).context("the checkpoint's model does not validate")?;
+    Ok(file.to_bytes()?)
+}
+
 impl Trainer {
     /// A new run on `device` (its autodiff version is used for learning) over `data`
     /// (`[N, C, H, W]` in model space, already on the device).
@@ -237,7 +259,7 @@ impl Trainer {
     pub fn from_checkpoint(bytes: &[u8], data: Tensor<4>, device: &Device) -> anyhow::Result<Self> {
         let train_device = device.clone().autodiff();
         let mut file = ModelFile::from_bytes(bytes).context("the checkpoint is damaged")?;
-        let state: TrainState = serde_json::from_value(file.manifest.get("training").cloned().unwrap_or_default())
+        let state: TrainState = serde_json::from_value(file.manifest.get(TRAINING_KEY).cloned().unwrap_or_default())
             .context("the file is a model, not a training checkpoint (no training state)")?;
         check_data(&state.config, &data)?;
         let mut moments: BTreeMap<String, NamedTensor> = BTreeMap::new();
@@ -270,14 +292,14 @@ impl Trainer {
         for (i, moments) in self.adam.moments.iter().enumerate() {
             if let Some((m, v)) = moments {
                 for (kind, tensor) in [("m", m), ("v", v)] {
-                    let values = tensor.clone().into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    let values = host_values(tensor.clone())?;
                     file.tensors.push(NamedTensor { name: format!("{ADAM_PREFIX}{kind}.{i}"), shape: vec![values.len()], values });
                 }
             }
         }
         let state = TrainState { config: self.config.clone(), iteration: self.iteration, rng: self.rng.clone(), adam_step: self.adam.step };
         if let Some(manifest) = file.manifest.as_object_mut() {
-            manifest.insert("training".into(), serde_json::to_value(state)?);
+            manifest.insert(TRAINING_KEY.into(), serde_json::to_value(state)?);
         }
         Ok(file.to_bytes()?)
     }
@@ -324,7 +346,7 @@ impl Trainer {
             vec![f_data.clone().inner().reshape([1]), f_samples.clone().inner().reshape([1]), norm_sum.div_scalar(steps), sample_abs_mean],
             0,
         );
-        let values: Vec<f32> = summary.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let values = host_values(summary).unwrap_or_default();
         let [fd, fs, gn, sa] = [0, 1, 2, 3].map(|i| values.get(i).copied().unwrap_or(f32::NAN) as f64);
         let iteration = self.iteration + 1;
         let range = config.data.range[0].abs().max(config.data.range[1].abs());
@@ -343,21 +365,18 @@ impl Trainer {
 
     /// `count` samples from the current model with its own sampler settings, from a fixed seed
     /// (so grids across training are comparable); does not touch the training generator.
-    pub fn preview(&self, count: usize, seed: u64) -> Tensor<4> {
-        let inner = self.device.clone().inner();
-        let [_, c, h, w] = self.data.dims();
-        let mut rng = HostRng::new(seed);
-        let start = rng.uniform_tensor([count, c, h, w], -1.0, 1.0, &inner);
-        let sampler = self.net.valid();
-        let density = NetDensity { stack: &sampler, polarity: Polarity::NegativeEnergy };
-        inner.seed(seed);
-        langevin(&density, start, &self.config.langevin, None, &mut DeviceNoise, |_| ControlFlow::Continue(())).x
+    pub fn preview(&self, count: usize, seed: u64) -> anyhow::Result<Tensor<4>> {
+        let model = self.model();
+        Ok(crate::commands::sample(&model, &self.device.clone().inner(), count, &self.config.langevin, seed, None)?.images)
     }
 }
 
 fn default_sample_range_limit() -> f64 {
     10.0
 }
+
+/// Manifest key of the training state in a checkpoint.
+const TRAINING_KEY: &str = "training";
 
 /// Prefix of the optimiser moments in a checkpoint (under the model file's extra tensors).
 const ADAM_PREFIX: &str = "extra.adam.";

@@ -82,11 +82,11 @@ fn short_run_learns_real_digits_and_its_tools_work() {
     let config = tiny_config(150);
     let held_out = digits(Split::Test, 64, &device);
     let mut trainer = Trainer::new(config, digits(Split::Train, 2000, &device), &device).expect("trainer");
-    let untrained = host(trainer.preview(64, 99));
+    let untrained = host(trainer.preview(64, 99).expect("preview"));
     for _ in 0..150 {
         trainer.step().expect("training should not diverge");
     }
-    let trained = host(trainer.preview(64, 99));
+    let trained = host(trainer.preview(64, 99).expect("preview"));
     let reference = host(held_out.clone());
     let before = pooled_mmd(&untrained, &reference, 1, 16, 16, 2);
     let after = pooled_mmd(&trained, &reference, 1, 16, 16, 2);

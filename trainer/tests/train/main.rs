@@ -26,8 +26,7 @@ pub fn mnist_mini() -> PathBuf {
 /// MNIST digits resized to 16×16, in model space, on `device`.
 pub fn digits(split: Split, count: usize, device: &Device) -> Tensor<4> {
     let set = data::open(&mnist_mini(), &LoadOptions { limit: None, class: None, split }).expect("bundled MNIST").truncate(count).resize(16, 1).expect("resize");
-    let values = shortrun::to_model_space(&set.pixels);
-    Tensor::from_data(TensorData::new(values, [set.count, 1, 16, 16]), device)
+    shortrun::images_tensor(&set, device)
 }
 
 /// A small short-run configuration for 16×16 digits.
@@ -44,5 +43,5 @@ pub fn tiny_config(iterations: u64) -> TrainConfig {
 
 /// Host values of a tensor.
 pub fn host(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
+    shortrun::host_values(t).expect("f32")
 }
