@@ -1,8 +1,40 @@
 //! Browser runtime: samples exported models on WebGPU with a CPU fallback, from JavaScript.
 //!
-//! Thin for now: it re-exports the shared model, file and sampler code, which already builds
-//! for `wasm32-unknown-unknown` (checked by the test script). The wasm-bindgen API, the npm
-//! package and the browser tests come with the browser-runtime issue.
+//! - [`backend`]: device choice (`auto | webgpu | cpu`), adapter report, device-loss flag;
+//! - [`job`]: one sampling request advanced a few steps at a time (progress, cancellation,
+//!   asynchronous read-back only);
+//! - [`error`]: [`RuntimeError`] with stable codes;
+//! - `js` (wasm32 only): the wasm-bindgen boundary. The documented JavaScript API is the ES
+//!   module in `js/`, which wraps it.
+//!
+//! Everything but `js` builds and is tested natively.
 #![warn(missing_docs)]
 
+pub mod backend;
+pub mod error;
+pub mod job;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+
+pub use error::RuntimeError;
 pub use shared::{Model, ModelFileError, file, nets, sampler};
+
+/// The manifest plus a summary the page needs (family, image size, sampler defaults).
+pub fn model_info(model: &Model) -> serde_json::Value {
+    let manifest = &model.manifest;
+    let family = serde_json::to_value(&manifest.model).ok().and_then(|v| v.get("family").cloned()).unwrap_or_default();
+    let langevin = manifest.sampler.langevin.first();
+    serde_json::json!({
+        "family": family,
+        "channels": manifest.data.channels,
+        "height": manifest.data.height,
+        "width": manifest.data.width,
+        "range": manifest.data.range,
+        "defaults": {
+            "steps": langevin.map(|l| l.steps),
+            "stepSize": langevin.map(|l| l.step_size),
+            "noise": langevin.map(|l| l.noise),
+        },
+        "manifest": serde_json::to_value(manifest).unwrap_or_default(),
+    })
+}

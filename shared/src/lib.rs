@@ -5,6 +5,7 @@
 //! - [`sampler`]: Langevin dynamics under every paper's convention, the multigrid cascade,
 //!   latent MALA, chain initialisations;
 //! - [`file`]: the self-describing model file;
+//! - [`generate`]: chain starts, a resumable chain and display pixels for using a model;
 //! - [`rng`]: a portable seeded generator (same numbers natively and in wasm).
 //!
 //! Everything here compiles for native targets and `wasm32-unknown-unknown`, and nothing on
@@ -13,6 +14,7 @@
 
 pub mod error;
 pub mod file;
+pub mod generate;
 pub mod layers;
 pub mod nets;
 pub mod rng;

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::codecs::png::PngEncoder;
+pub use shared::generate::to_u8;
+
 use image::{Delay, DynamicImage, ExtendedColorType, Frame, GrayImage, ImageEncoder, RgbImage};
 
 /// Pixels between images in grids and strips.
@@ -133,17 +135,23 @@ pub enum ImageIoError {
     },
 }
 
-/// Maps model-space values in `range` to u8 (clamped, rounded), for display only. NaN maps to 0;
-/// a reversed range inverts.
+/// NumPy `.npy` (format 1.0, little-endian f32, C order) bytes of `values` with `shape`, for
+/// reading samples as numbers (`numpy.load`, the browser tests).
 #[must_use]
-pub fn to_u8(values: &[f32], range: [f32; 2]) -> Vec<u8> {
-    let [lo, hi] = range;
-    let scale = 255.0 / (hi - lo);
-    // `as u8` saturates and maps NaN to 0.
-    values
-        .iter()
-        .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8)
-        .collect()
+pub fn npy_bytes(values: &[f32], shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
 }
 
 /// A picture being drawn: interleaved 8-bit gray or RGB.
@@ -517,16 +525,13 @@ mod tests {
     }
 
     #[test]
-    fn to_u8_maps_and_clamps() {
-        let values = [0.0, 1.0, 0.5, -3.0, 7.0, f32::NAN, 0.25];
-        assert_eq!(to_u8(&values, [0.0, 1.0]), vec![0, 255, 128, 0, 255, 0, 64]);
-        assert_eq!(to_u8(&[-1.0, 0.0, 1.0], [-1.0, 1.0]), vec![0, 128, 255]);
-        assert_eq!(to_u8(&[0.0, 255.0], [0.0, 255.0]), vec![0, 255]);
-        assert_eq!(to_u8(&[0.0, 1.0], [1.0, 0.0]), vec![255, 0]);
-        assert_eq!(
-            to_u8(&[f32::INFINITY, f32::NEG_INFINITY], [0.0, 1.0]),
-            vec![255, 0]
-        );
+    fn npy_header_is_aligned_and_describes_the_array() {
+        let bytes = npy_bytes(&[1.0, -2.5], &[1, 2]);
+        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + header_len) % 64, 0);
+        let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("ascii header");
+        assert!(header.contains("'shape': (1, 2)") && header.ends_with('\n'), "{header}");
+        assert_eq!(&bytes[10 + header_len..], [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat());
     }
 
     #[test]

@@ -170,9 +170,8 @@ struct SamplerArgs {
 impl SamplerArgs {
     /// The model's own Langevin settings with the user's overrides.
     fn config(&self, model: &Model) -> anyhow::Result<LangevinConfig> {
-        let base = *model.manifest.sampler.langevin.first().context("the model has no sampler settings")?;
         let overrides = Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free };
-        Ok(overrides.apply(base))
+        Ok(shared::generate::chain_config(model, &overrides)?)
     }
 }
 
@@ -471,12 +470,14 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let config = args.sampler.config(&model)?;
     let started = Instant::now();
     let samples = commands::sample(&model, &device, args.count, &config, args.sampler.seed, args.chain_every)?;
-    let layout = layout(samples.images.dims(), model.manifest.data.range);
+    let samples_dims = samples.images.dims();
+    let layout = layout(samples_dims, model.manifest.data.range);
     let values = shortrun::host_values(samples.images)?;
     eprintln!("{} samples, {} steps, in {:.2} s", layout.count, config.steps, started.elapsed().as_secs_f64());
     let (columns, scale) = (grid_columns(layout.count), display_scale(&layout));
     imageio::save_grid(&args.out.join("grid.png"), &values, &layout, columns, scale)?;
     imageio::save_each(&args.out.join("images"), "sample_", &values, &layout)?;
+    atomic_write(&args.out.join("samples.npy"), &imageio::npy_bytes(&values, &samples_dims))?;
     if !samples.frames.is_empty() {
         let frames = samples.frames.into_iter().map(shortrun::host_values).collect::<anyhow::Result<Vec<_>>>()?;
         imageio::save_gif(&args.out.join("chain.gif"), &frames, &layout, columns, scale, 80)?;

@@ -1,0 +1,232 @@
+// Energy-based model sampler for the web: the public ES module API.
+//
+// Wraps the wasm-bindgen module (`ebm_runtime.js`) with URL loading and download progress,
+// typed errors, and recovery: a WebGPU device loss or a crash of the wasm instance is reported
+// once, and the next call transparently starts a fresh instance and reloads the models.
+
+const GLUE = './ebm_runtime.js';
+
+/** An error from the runtime; `code` is stable (see index.d.ts). */
+export class EbmError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'EbmError';
+    this.code = code;
+  }
+}
+
+// Errors from the wasm side arrive as `Error`s named EbmError with a code; anything else that
+// escapes the instance (a trap, `RuntimeError: unreachable`) means the instance is gone.
+function wrapError(error, instance) {
+  if (error instanceof EbmError) return error;
+  if (error && error.name === 'EbmError' && typeof error.code === 'string') {
+    return new EbmError(error.code, error.message);
+  }
+  if (error && error.name === 'AbortError') return new EbmError('cancelled', 'sampling was cancelled');
+  const panic = instance && safeLastPanic(instance);
+  const detail = panic ? `${panic}` : `${error && error.message ? error.message : error}`;
+  return new EbmError('crashed', `the runtime crashed (${detail}); the next call starts a fresh one`);
+}
+
+function safeLastPanic(instance) {
+  try { return instance.glue.lastPanic(); } catch { return undefined; }
+}
+
+let compiledModule = null; // WebAssembly.Module shared by every instance
+let instanceCount = 0;
+
+async function newInstance(wasmUrl) {
+  instanceCount += 1;
+  // A fresh import of the glue gives fresh wasm memory and fresh burn globals.
+  const glue = await import(`${GLUE}?instance=${instanceCount}`);
+  if (!compiledModule) {
+    const url = wasmUrl ?? new URL('./ebm_runtime_bg.wasm', import.meta.url);
+    const response = await fetch(url);
+    if (!response.ok) throw new EbmError('fetch-failed', `cannot download the runtime ${url}: HTTP ${response.status}`);
+    compiledModule = await WebAssembly.compileStreaming(response).catch(async () =>
+      WebAssembly.compile(await (await fetch(url)).arrayBuffer()));
+  }
+  await glue.default({ module_or_path: compiledModule });
+  return { glue, alive: true };
+}
+
+// Decides between WebGPU and the CPU before the wasm side touches WebGPU, so that a browser
+// without it gets a clear reason.
+async function webgpuUnavailableReason() {
+  if (typeof navigator === 'undefined' || !('gpu' in navigator) || !navigator.gpu) {
+    return 'this browser has no navigator.gpu';
+  }
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    return adapter ? null : 'navigator.gpu.requestAdapter() found no adapter';
+  } catch (error) {
+    return `requestAdapter failed: ${error.message ?? error}`;
+  }
+}
+
+async function readWithProgress(source, { onProgress, signal } = {}) {
+  if (source instanceof Uint8Array) return source;
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+  if (typeof source !== 'string' && !(source instanceof URL)) {
+    throw new EbmError('invalid-option', 'a model source must be a URL, a string, a Blob, an ArrayBuffer or a Uint8Array');
+  }
+  let response;
+  try {
+    response = await fetch(source, { signal });
+  } catch (error) {
+    if (error && error.name === 'AbortError') throw new EbmError('cancelled', 'the download was cancelled');
+    throw new EbmError('fetch-failed', `cannot download ${source}: ${error.message ?? error}`);
+  }
+  if (!response.ok) throw new EbmError('fetch-failed', `cannot download ${source}: HTTP ${response.status}`);
+  const total = Number(response.headers.get('content-length')) || null;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onProgress?.({ loaded: bytes.length, total: bytes.length });
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress?.({ loaded, total });
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
+  return bytes;
+}
+
+/**
+ * Creates a runtime. `device`: 'auto' (WebGPU, else CPU), 'webgpu' or 'cpu'.
+ * @param {{device?: 'auto'|'webgpu'|'cpu', wasmUrl?: string|URL}} [options]
+ */
+export async function createRuntime(options = {}) {
+  const runtime = new EbmRuntime(options);
+  await runtime.restart();
+  return runtime;
+}
+
+export class EbmRuntime {
+  constructor({ device = 'auto', wasmUrl } = {}) {
+    if (!['auto', 'webgpu', 'cpu'].includes(device)) {
+      throw new EbmError('invalid-option', `option "device": "${device}" is not one of auto, webgpu, cpu`);
+    }
+    this.preference = device;
+    this.wasmUrl = wasmUrl;
+    this.instance = null;
+    this.models = new Set();
+    this.backend = null;
+  }
+
+  /** (Re)starts the wasm instance and reloads every model. */
+  async restart() {
+    const instance = await newInstance(this.wasmUrl);
+    let device = this.preference;
+    let fallbackReason = null;
+    if (device !== 'cpu') {
+      fallbackReason = await webgpuUnavailableReason();
+      if (fallbackReason && device === 'webgpu') throw new EbmError('no-webgpu', `WebGPU is not available: ${fallbackReason}`);
+      if (fallbackReason) device = 'cpu';
+    }
+    let runtime;
+    try {
+      runtime = await instance.glue.createRuntime(device);
+    } catch (error) {
+      throw wrapError(error, instance);
+    }
+    this.instance = { ...instance, runtime };
+    this.backend = JSON.parse(runtime.backendJson());
+    if (fallbackReason) this.backend.fallbackReason = `WebGPU is not available: ${fallbackReason}`;
+    for (const model of this.models) model.attach(this);
+  }
+
+  async ensureAlive() {
+    if (!this.instance || !this.instance.alive) await this.restart();
+  }
+
+  // Runs `body(instance)`, turning failures into EbmErrors and marking the instance dead when
+  // it crashed or lost its device.
+  async call(body) {
+    await this.ensureAlive();
+    const instance = this.instance;
+    try {
+      return await body(instance);
+    } catch (raw) {
+      const error = wrapError(raw, instance);
+      if (error.code === 'crashed' || error.code === 'device-lost') instance.alive = false;
+      throw error;
+    }
+  }
+
+  /**
+   * Loads a model from a URL, Blob or bytes. Resolves to an EbmModel.
+   * @param {string|URL|Blob|ArrayBuffer|Uint8Array} source
+   * @param {{onProgress?: (p: {loaded: number, total: number|null}) => void, signal?: AbortSignal}} [options]
+   */
+  async loadModel(source, options = {}) {
+    const bytes = await readWithProgress(source, options);
+    const model = new EbmModel(bytes);
+    await this.call(async () => model.attach(this));
+    this.models.add(model);
+    return model;
+  }
+
+  /** Destroys the WebGPU device, to test device-loss recovery. */
+  destroyDeviceForTesting() {
+    this.instance?.runtime.destroyDeviceForTesting();
+  }
+}
+
+export class EbmModel {
+  constructor(bytes) {
+    this.bytes = bytes;
+    this.handle = null;
+    this.runtime = null;
+    this.info = null;
+  }
+
+  attach(runtime) {
+    this.runtime = runtime;
+    try {
+      this.handle = runtime.instance.runtime.loadModel(this.bytes);
+    } catch (error) {
+      throw wrapError(error, runtime.instance);
+    }
+    this.info = JSON.parse(this.handle.infoJson());
+  }
+
+  async run(task, options = {}) {
+    const { onProgress, signal, ...rest } = options ?? {};
+    if (signal?.aborted) throw new EbmError('cancelled', 'sampling was cancelled');
+    const started = performance.now();
+    const result = await this.runtime.call(() => this.handle.run(task, rest, onProgress ?? undefined, signal ?? undefined));
+    result.millis = performance.now() - started;
+    result.backend = this.runtime.backend.kind;
+    return result;
+  }
+
+  /** Short-run synthesis from the model's chain start. */
+  sample(options) { return this.run('sample', options); }
+
+  /** Noise-free images along z_ρ = ρ·z₁ + √(1−ρ²)·z₂. */
+  interpolate(options) { return this.run('interpolate', options); }
+
+  /** Fills in the masked pixels of `image`; the others never move. */
+  inpaint(options) { return this.run('inpaint', options); }
+
+  /** Compiles the shaders and allocates buffers with one small chain. */
+  async warmUp() { await this.run('sample', { count: 1, steps: 2 }); }
+
+  /** Frees the model's memory. */
+  dispose() {
+    this.runtime?.models.delete(this);
+    try { this.handle?.free(); } catch { /* the instance is gone */ }
+    this.handle = null;
+  }
+}

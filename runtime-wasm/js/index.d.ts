@@ -1,0 +1,135 @@
+// Types for the energy-based model sampler (`ebm.js` and `client.js`).
+
+/** Stable error codes of {@link EbmError}. */
+export type EbmErrorCode =
+  | 'invalid-model'     // the file is damaged, not a model file, or describes an unusable model
+  | 'invalid-request'   // the request does not fit the model (sizes, settings, inputs)
+  | 'invalid-option'    // an option has the wrong type or value
+  | 'no-webgpu'         // device 'webgpu' was asked for and is unavailable
+  | 'batch-too-large'   // more images than the adapter's buffers hold
+  | 'cancelled'         // the AbortSignal fired
+  | 'device-lost'       // the WebGPU device was lost; the next call starts a fresh runtime
+  | 'execution-failed'  // the device failed to run or read back a computation
+  | 'diverged'          // the chain produced NaN/Inf (step size too large)
+  | 'crashed'           // the wasm instance aborted; the next call starts a fresh one
+  | 'fetch-failed';     // a model or the runtime could not be downloaded
+
+export class EbmError extends Error {
+  readonly name: 'EbmError';
+  readonly code: EbmErrorCode;
+}
+
+export type DevicePreference = 'auto' | 'webgpu' | 'cpu';
+
+export interface BackendInfo {
+  kind: 'webgpu' | 'cpu';
+  adapter: { name: string; vendor: number; deviceType: string; backend: string; driver: string } | null;
+  /** Why `auto` fell back to the CPU. */
+  fallbackReason: string | null;
+  /** Largest buffer one tensor may use, bytes (bounds the batch size). */
+  maxBufferBytes: number;
+}
+
+export interface ModelInfo {
+  family: 'short_run' | 'multigrid' | 'frame' | 'meg' | string;
+  channels: number;
+  height: number;
+  width: number;
+  /** Model-space values mapped to black..white. */
+  range: [number, number];
+  defaults: { steps: number | null; stepSize: number | null; noise: number | null };
+  /** The model file's full manifest (architecture, data, sampler, provenance). */
+  manifest: unknown;
+}
+
+/** A batch of images. */
+export interface Images {
+  count: number;
+  channels: number;
+  height: number;
+  width: number;
+  /** `count` RGBA images stacked vertically: `new ImageData(rgba, width, height * count)`. */
+  rgba: Uint8ClampedArray;
+  /** Model-space values, `[count, channels, height, width]` row-major. */
+  values: Float32Array;
+  range: [number, number];
+}
+
+export interface SampleResult extends Images {
+  /** Wall time of the call. */
+  millis: number;
+  backend: 'webgpu' | 'cpu';
+}
+
+export interface ProgressEvent {
+  step: number;
+  total: number;
+  /** Mean log-density (the net's f, or −E) over the chains at the latest step. */
+  logDensity: number;
+  /** Present every `frameEvery` steps. */
+  images?: Images;
+}
+
+export interface ChainOptions {
+  /** Seed of the chain starts (same seed, same start as `trainer sample --seed`). Default 1. */
+  seed?: number;
+  /** Langevin steps (default: the model's). */
+  steps?: number;
+  /** Drift coefficient (default: the model's). */
+  stepSize?: number;
+  /** Noise standard deviation (default: the model's). */
+  noise?: number;
+  /** Switch the noise off. */
+  noiseFree?: boolean;
+  /** Hand back images with the progress event every this many steps. */
+  frameEvery?: number;
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface SampleOptions extends ChainOptions {
+  /** Images (default 16). */
+  count?: number;
+}
+
+export interface InterpolateOptions extends ChainOptions {
+  /** Rows (default 1). */
+  pairs?: number;
+  /** Images per row, ρ from 0 to 1 (default 8). */
+  points?: number;
+}
+
+export interface InpaintOptions extends ChainOptions {
+  /** Images in model space, `[count, C, H, W]`. */
+  image: Float32Array | number[];
+  /** Same length; non-zero where a pixel is to be filled in. */
+  mask: Float32Array | Uint8Array | number[];
+  /** Images (default 1). */
+  count?: number;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: { loaded: number; total: number | null }) => void;
+  signal?: AbortSignal;
+}
+
+export interface EbmModel {
+  readonly info: ModelInfo;
+  sample(options?: SampleOptions): Promise<SampleResult>;
+  interpolate(options?: InterpolateOptions): Promise<SampleResult>;
+  inpaint(options: InpaintOptions): Promise<SampleResult>;
+  /** Compiles shaders and allocates buffers with one tiny chain. */
+  warmUp(): Promise<void>;
+  dispose(): void | Promise<void>;
+}
+
+export interface EbmRuntime {
+  readonly backend: BackendInfo;
+  loadModel(source: string | URL | Blob | ArrayBuffer | Uint8Array, options?: LoadOptions): Promise<EbmModel>;
+}
+
+/** A runtime in the calling thread (page or worker). */
+export function createRuntime(options?: { device?: DevicePreference; wasmUrl?: string | URL }): Promise<EbmRuntime>;
+
+/** A runtime in a dedicated Web Worker; same API. */
+export function createWorkerRuntime(options?: { device?: DevicePreference; workerUrl?: string | URL }): Promise<EbmRuntime & { terminate(): void }>;

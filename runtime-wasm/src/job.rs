@@ -1,0 +1,204 @@
+//! One sampling request, run a few steps at a time so that the caller sees progress, can
+//! cancel, and (in a browser) the event loop keeps turning. Platform-free: the wasm layer
+//! supplies a [`Host`]; native tests supply their own.
+
+use core::ops::ControlFlow;
+
+use burn::prelude::*;
+use shared::file::Model;
+use shared::generate::{Chain, GenerateError, Overrides, batch_shape, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
+use shared::rng::HostRng;
+use shared::sampler::{DeviceNoise, NetDensity};
+
+use crate::backend::Backend;
+use crate::error::RuntimeError;
+
+/// The most images one request may ask for, whatever the backend allows.
+pub const MAX_IMAGES: usize = 1024;
+
+/// What to sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// `count` images from the model's chain initialisation.
+    Synthesis {
+        /// Images.
+        count: usize,
+    },
+    /// `pairs` rows of `points` noise-free images along `z_ρ = ρ·z₁ + √(1−ρ²)·z₂`.
+    Interpolation {
+        /// Rows.
+        pairs: usize,
+        /// Images per row, ρ from 0 to 1.
+        points: usize,
+    },
+    /// Fill in the pixels where `missing` is non-zero; the others never move.
+    Inpainting {
+        /// Images in model space, `[count, C, H, W]` row-major.
+        images: Vec<f32>,
+        /// Same length; non-zero where a pixel is to be filled in.
+        missing: Vec<f32>,
+        /// Images.
+        count: usize,
+    },
+}
+
+/// A request: task, seed, sampler overrides and how often to hand back pictures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// What to sample.
+    pub task: Task,
+    /// Seed of the chain starts (the same seed gives the same start natively).
+    pub seed: u64,
+    /// Changes to the model's Langevin settings.
+    pub overrides: Overrides,
+    /// Hand back the images every this many steps (with the progress event).
+    pub frame_every: Option<usize>,
+}
+
+/// A batch of images, in model space and as display bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Images {
+    /// `[N, C, H, W]`.
+    pub shape: [usize; 4],
+    /// Model-space values, row-major.
+    pub values: Vec<f32>,
+    /// `N` RGBA images stacked vertically, `N·H·W·4` bytes.
+    pub rgba: Vec<u8>,
+    /// Model-space range that maps to black..white.
+    pub range: [f32; 2],
+}
+
+/// Progress after a chunk of steps.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// Steps done.
+    pub step: usize,
+    /// Steps in the chain.
+    pub total: usize,
+    /// Mean `log p̃` over the chains at the start of the latest step (the model's `f`, or `−E`).
+    pub log_density: f64,
+    /// The current images, when a frame is due.
+    pub frame: Option<&'a Images>,
+}
+
+/// The platform's side of a running request.
+pub trait Host {
+    /// Whether the caller has cancelled.
+    fn cancelled(&self) -> bool;
+    /// Whether anyone listens to progress (if not, chunks are longer).
+    fn wants_progress(&self) -> bool;
+    /// Reports progress; an error stops the request.
+    fn progress(&mut self, progress: &Progress<'_>) -> Result<(), RuntimeError>;
+    /// Lets the event loop run (abort signals, messages) between chunks.
+    fn yield_now(&mut self) -> impl Future<Output = ()>;
+}
+
+/// Steps between checks for cancellation when nobody watches progress.
+const QUIET_CHUNK: usize = 8;
+
+/// The largest batch of the model that fits buffers of `max_buffer_bytes`, checked against
+/// `count`.
+pub fn check_batch(model: &Model, count: usize, max_buffer_bytes: u64) -> Result<(), RuntimeError> {
+    let per_image = largest_activation(model)? as u64 * 4;
+    let max_count = ((max_buffer_bytes / per_image.max(1)) as usize).min(MAX_IMAGES);
+    if count > max_count {
+        const MIB: f64 = 1024.0 * 1024.0;
+        return Err(RuntimeError::BatchTooLarge {
+            count,
+            max_count,
+            needed_mib: (per_image * count as u64) as f64 / MIB,
+            limit_mib: (max_buffer_bytes.min(per_image * MAX_IMAGES as u64)) as f64 / MIB,
+        });
+    }
+    Ok(())
+}
+
+/// Values per image of the largest tensor the energy nets hold (input or any layer output).
+fn largest_activation(model: &Model) -> Result<usize, RuntimeError> {
+    let mut largest = 0;
+    for named in model.manifest.model.stacks().map_err(|e| RuntimeError::Model(e.into()))? {
+        let input = named.spec.input;
+        largest = largest.max(input.iter().product());
+        for shape in named.spec.shapes().map_err(|e| RuntimeError::Model(e.into()))? {
+            largest = largest.max(shape.iter().product());
+        }
+    }
+    Ok(largest)
+}
+
+/// Reads a tensor back without blocking (a blocking read panics on WebGPU).
+pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, RuntimeError> {
+    let data = tensor.into_data_async().await.map_err(|e| RuntimeError::Execution(format!("{e:?}")))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| RuntimeError::Execution(format!("{e:?}")))
+}
+
+/// Reads a batch back as [`Images`]; non-finite values mean the chain diverged.
+async fn read_images(model: &Model, tensor: Tensor<4>, steps: usize) -> Result<Images, RuntimeError> {
+    let shape = tensor.dims();
+    let values = read(tensor).await?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(RuntimeError::Diverged { steps });
+    }
+    let range = model.manifest.data.range.map(|v| v as f32);
+    let rgba = to_rgba(&values, shape, range);
+    Ok(Images { shape, values, rgba, range })
+}
+
+/// Runs `request` on `model` (loaded on `backend`'s device).
+pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut impl Host) -> Result<Images, RuntimeError> {
+    backend.check_alive()?;
+    let device = &backend.device;
+    let (stack, polarity) = energy_net(model)?;
+    let mut config = chain_config(model, &request.overrides)?;
+    let mut rng = HostRng::new(request.seed);
+    let (start, frozen) = match &request.task {
+        Task::Synthesis { count } => {
+            check_batch(model, *count, backend.info.max_buffer_bytes)?;
+            (synthesis_start(model, *count, &mut rng, device)?, None)
+        }
+        Task::Interpolation { pairs, points } => {
+            check_batch(model, pairs.saturating_mul(*points), backend.info.max_buffer_bytes)?;
+            config = config.noise_free();
+            (interpolation_starts(model, *pairs, *points, &mut rng, device)?, None)
+        }
+        Task::Inpainting { images, missing, count } => {
+            check_batch(model, *count, backend.info.max_buffer_bytes)?;
+            let task = inpainting(model, images, missing, *count, &mut rng, device)?;
+            (task.start, Some(task.frozen))
+        }
+    };
+    if request.frame_every == Some(0) {
+        return Err(GenerateError::Setting { name: "frame interval", value: 0.0, why: "it must be at least 1" }.into());
+    }
+    let density = NetDensity { stack, polarity };
+    let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
+    let mut chain = Chain::new(start, config, frozen);
+    let chunk = request.frame_every.unwrap_or(if host.wants_progress() { 1 } else { QUIET_CHUNK });
+    while chain.remaining() > 0 {
+        if host.cancelled() {
+            return Err(RuntimeError::Cancelled);
+        }
+        chain.advance(&density, chunk, &mut noise, |_| ControlFlow::Continue(()));
+        let step = chain.steps_done();
+        // Reading something back is what waits for the device; the mean log-density is small.
+        let log_density = match chain.last_log_density() {
+            Some(values) => read(values.clone().mean()).await?.first().copied().unwrap_or(f32::NAN) as f64,
+            None => f64::NAN,
+        };
+        backend.check_alive()?;
+        if !log_density.is_finite() {
+            return Err(RuntimeError::Diverged { steps: step });
+        }
+        if host.wants_progress() {
+            let frame_due = request.frame_every.is_some_and(|every| step % every == 0 || chain.remaining() == 0);
+            let frame = if frame_due { Some(read_images(model, chain.state().clone(), step).await?) } else { None };
+            host.progress(&Progress { step, total: chain.total_steps(), log_density, frame: frame.as_ref() })?;
+        }
+        host.yield_now().await;
+    }
+    let steps = chain.steps_done();
+    let images = read_images(model, chain.into_state(), steps).await?;
+    backend.check_alive()?;
+    debug_assert_eq!(images.shape[1..], batch_shape(model, 1)[1..]);
+    Ok(images)
+}

@@ -1,0 +1,198 @@
+//! The runtime's core, natively on the flex backend: the same numbers as the trainer's path,
+//! progress and frames, cancellation, inpainting masks, batch limits and typed errors.
+
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use burn::prelude::*;
+use runtime_wasm::RuntimeError;
+use runtime_wasm::backend::{Backend, Preference, select};
+use runtime_wasm::job::{Host, Progress, Request, Task, check_batch, run};
+use shared::file::{DataSpec, Manifest, Model, Normalization, Provenance, SamplerDefaults};
+use shared::generate::{GenerateError, Overrides, energy_net, generate, synthesis_start};
+use shared::nets::{ModelSpec, ShortRunConfig};
+use shared::rng::HostRng;
+use shared::sampler::{ChainInit, LangevinConfig};
+
+/// Drives a future to completion; the flex backend never waits, so polling suffices.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn model(device: &Device) -> Model {
+    let manifest = Manifest {
+        model: ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(16).with_n_f(4).with_channels(1)),
+        data: DataSpec { channels: 1, height: 16, width: 16, range: [-1.0, 1.0], normalization: Normalization::MinusOneToOne },
+        sampler: SamplerDefaults { init: ChainInit::Uniform { low: -1.0, high: 1.0 }, langevin: vec![LangevinConfig::short_run(12)], mala: None },
+        provenance: Provenance { dataset: "runtime test".into(), iterations: 0, seed: 3, git_revision: None, created_by: "tests".into() },
+    };
+    Model::init(manifest, device).expect("model")
+}
+
+/// Records progress; cancels after `cancel_after` events if set.
+#[derive(Default)]
+struct Recorder {
+    steps: Vec<usize>,
+    frames: Vec<(usize, [usize; 4])>,
+    cancel_after: Option<usize>,
+    yields: usize,
+}
+
+impl Host for Recorder {
+    fn cancelled(&self) -> bool {
+        self.cancel_after.is_some_and(|n| self.steps.len() >= n)
+    }
+
+    fn wants_progress(&self) -> bool {
+        true
+    }
+
+    fn progress(&mut self, progress: &Progress<'_>) -> Result<(), RuntimeError> {
+        assert!(progress.log_density.is_finite());
+        assert_eq!(progress.total, 12);
+        self.steps.push(progress.step);
+        if let Some(frame) = progress.frame {
+            self.frames.push((progress.step, frame.shape));
+        }
+        Ok(())
+    }
+
+    async fn yield_now(&mut self) {
+        self.yields += 1;
+    }
+}
+
+fn request(task: Task) -> Request {
+    Request { task, seed: 5, overrides: Overrides::default(), frame_every: None }
+}
+
+#[test]
+fn noise_free_synthesis_equals_the_trainers_path() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let overrides = Overrides { noise_free: true, step_size: Some(50.0), ..Overrides::default() };
+    let noise_free = Request { overrides, ..request(Task::Synthesis { count: 3 }) };
+    let images = block_on(run(&model, &backend, &noise_free, &mut Recorder::default())).expect("run");
+
+    // The trainer's `sample --noise-free`: the same start from the same seed, one long chain.
+    let (stack, polarity) = energy_net(&model).expect("energy net");
+    let start = synthesis_start(&model, 3, &mut HostRng::new(5), &backend.device).expect("start");
+    let config = overrides.apply(model.manifest.sampler.langevin[0]).expect("config");
+    let expected = generate(stack, polarity, start.clone(), &config).into_data().try_to_vec::<f32>().expect("f32");
+    let start = start.into_data().try_to_vec::<f32>().expect("f32");
+
+    assert_eq!(images.shape, [3, 1, 16, 16]);
+    assert_eq!(images.values, expected, "chunked chain must equal one long chain");
+    let moved = images.values.iter().zip(&start).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-6, "the chain must move the start (moved {moved})");
+    assert_eq!(images.rgba.len(), 3 * 16 * 16 * 4);
+    assert!(images.rgba.chunks(4).all(|p| p[0] == p[1] && p[1] == p[2] && p[3] == 255), "gray replicated, opaque");
+}
+
+#[test]
+fn progress_reports_every_step_with_frames_on_schedule() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let mut host = Recorder::default();
+    let framed = Request { frame_every: Some(5), ..request(Task::Synthesis { count: 2 }) };
+    block_on(run(&model, &backend, &framed, &mut host)).expect("run");
+    assert_eq!(host.steps, vec![5, 10, 12], "chunks of frame_every steps, the last one short");
+    assert_eq!(host.frames, vec![(5, [2, 1, 16, 16]), (10, [2, 1, 16, 16]), (12, [2, 1, 16, 16])]);
+    assert_eq!(host.yields, 3, "the event loop gets a turn after every chunk");
+
+    let mut host = Recorder::default();
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 2 }), &mut host)).expect("run");
+    assert_eq!(host.steps, (1..=12).collect::<Vec<_>>(), "without frames, progress after every step");
+}
+
+#[test]
+fn cancellation_stops_between_chunks() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let mut host = Recorder { cancel_after: Some(4), ..Recorder::default() };
+    let result = block_on(run(&model, &backend, &request(Task::Synthesis { count: 2 }), &mut host));
+    assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
+    assert_eq!(host.steps, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn inpainting_moves_only_missing_pixels() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let mut rng = HostRng::new(11);
+    let images: Vec<f32> = (0..2 * 256).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    // A 6×6 hole in each image.
+    let missing: Vec<f32> = (0..2 * 256).map(|i| f32::from(u8::from((5..11).contains(&(i % 256 / 16)) && (5..11).contains(&(i % 16))))).collect();
+    let task = Task::Inpainting { images: images.clone(), missing: missing.clone(), count: 2 };
+    let out = block_on(run(&model, &backend, &request(task), &mut Recorder::default())).expect("run");
+    let (mut frozen_moved, mut free_moved) = (0, 0);
+    for ((a, b), m) in out.values.iter().zip(&images).zip(&missing) {
+        match (*m != 0.0, a != b) {
+            (false, true) => frozen_moved += 1,
+            (true, true) => free_moved += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(frozen_moved, 0, "observed pixels must never change");
+    assert_eq!(free_moved, 2 * 36, "every missing pixel is re-sampled");
+
+    let wrong = Task::Inpainting { images: vec![0.0; 10], missing: vec![0.0; 10], count: 1 };
+    let error = block_on(run(&model, &backend, &request(wrong), &mut Recorder::default())).expect_err("wrong size");
+    assert!(matches!(error, RuntimeError::Request(GenerateError::Length { expected: 256, found: 10, .. })), "{error}");
+    assert_eq!(error.code(), "invalid-request");
+    let nan = Task::Inpainting { images: vec![f32::NAN; 256], missing: vec![0.0; 256], count: 1 };
+    let error = block_on(run(&model, &backend, &request(nan), &mut Recorder::default())).expect_err("NaN");
+    assert!(error.to_string().contains("non-finite value at index 0"), "{error}");
+}
+
+#[test]
+fn batches_beyond_the_buffer_limit_are_refused_with_the_limit() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    // The largest activation of this net is its 4×16×16 first layer (1024 values, 4 KiB).
+    check_batch(&model, 10, 40 * 1024).expect("10 images of 4 KiB fit in 40 KiB");
+    let error = check_batch(&model, 11, 40 * 1024).expect_err("11 do not");
+    assert!(matches!(error, RuntimeError::BatchTooLarge { count: 11, max_count: 10, .. }), "{error}");
+    assert!(error.to_string().contains("ask for at most 10"), "{error}");
+    assert!(check_batch(&model, 2000, u64::MAX).is_err(), "a hard cap applies whatever the backend");
+}
+
+#[test]
+fn settings_and_devices_are_validated() {
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let bad = Request { overrides: Overrides { step_size: Some(-1.0), ..Overrides::default() }, ..request(Task::Synthesis { count: 1 }) };
+    let error = block_on(run(&model, &backend, &bad, &mut Recorder::default())).expect_err("negative step");
+    assert!(error.to_string().contains("step size = -1"), "{error}");
+    let error = block_on(run(&model, &backend, &request(Task::Interpolation { pairs: 1, points: 1 }), &mut Recorder::default())).expect_err("one point");
+    assert!(error.to_string().contains("two points"), "{error}");
+    let error = "gpu".parse::<Preference>().expect_err("unknown device");
+    assert_eq!(error.code(), "invalid-option");
+    let cpu = block_on(select(Preference::Cpu)).expect("cpu");
+    assert_eq!((cpu.info.kind, cpu.info.fallback_reason.as_deref()), ("cpu", None));
+}
+
+/// On a machine with a Vulkan adapter (lavapipe in CI), `webgpu` selects it and reports it.
+#[test]
+fn webgpu_preference_reports_the_adapter() {
+    match block_on(select(Preference::WebGpu)) {
+        Ok(backend) => {
+            let adapter = backend.info.adapter.clone().expect("adapter summary");
+            assert_eq!(backend.info.kind, "webgpu");
+            assert!(backend.info.max_buffer_bytes >= 128 << 20, "WebGPU guarantees 128 MiB bindings");
+            eprintln!("adapter: {adapter:?}");
+            backend.check_alive().expect("alive");
+        }
+        Err(error) => {
+            assert_ne!(std::env::var("EBM_REQUIRE_WGPU").as_deref(), Ok("1"), "EBM_REQUIRE_WGPU=1 but: {error}");
+            assert_eq!(error.code(), "no-webgpu");
+        }
+    }
+}

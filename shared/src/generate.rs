@@ -1,0 +1,375 @@
+//! Using a trained model, the same way natively and in the browser: chain starts for
+//! synthesis, interpolation and inpainting, a resumable Langevin chain, and display pixels.
+//!
+//! The trainer's CLI runs a [`Chain`] to the end in one call; the browser runtime advances it
+//! a few steps at a time and reads the state back asynchronously in between. Both draw starts
+//! from the portable [`HostRng`], so one seed means one start everywhere and a noise-free
+//! chain gives the same images on every backend.
+
+use core::ops::ControlFlow;
+
+use burn::prelude::*;
+use thiserror::Error;
+
+use crate::file::Model;
+use crate::layers::Stack;
+use crate::nets::{Polarity, Role};
+use crate::rng::HostRng;
+use crate::sampler::{LangevinConfig, LogDensity, NetDensity, NoiseSource, StepEvent, langevin};
+
+/// A request the model cannot serve.
+#[derive(Debug, Error, PartialEq)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// The model has no energy net to sample from.
+    #[error("the model has no energy net to sample from")]
+    NoEnergyNet,
+    /// The model's chains start from data, so they cannot start from scratch.
+    #[error("this model's chains start from data; sampling from scratch needs a different start")]
+    StartsFromData,
+    /// Zero images asked for.
+    #[error("the number of images must be at least 1")]
+    NoImages,
+    /// Interpolation needs a pair and at least two points.
+    #[error("interpolation needs at least one pair and two points (got {pairs} pairs, {points} points)")]
+    Interpolation {
+        /// Pairs asked for.
+        pairs: usize,
+        /// Points asked for.
+        points: usize,
+    },
+    /// A sampler setting is unusable.
+    #[error("sampler setting {name} = {value} is invalid: {why}")]
+    Setting {
+        /// Setting name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What is required.
+        why: &'static str,
+    },
+    /// An image or mask has the wrong number of values.
+    #[error("{what} has {found} values, but {count} image(s) of {channels}×{height}×{width} need {expected}")]
+    Length {
+        /// Which input.
+        what: &'static str,
+        /// Values given.
+        found: usize,
+        /// Values needed.
+        expected: usize,
+        /// Images.
+        count: usize,
+        /// Channels.
+        channels: usize,
+        /// Height.
+        height: usize,
+        /// Width.
+        width: usize,
+    },
+    /// Image values are not finite.
+    #[error("{what} holds a non-finite value at index {index}")]
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// First bad index.
+        index: usize,
+    },
+}
+
+/// The model's energy net and its polarity (the first energy stack).
+pub fn energy_net(model: &Model) -> Result<(&Stack, Polarity), GenerateError> {
+    model
+        .stacks
+        .iter()
+        .find_map(|s| match s.role {
+            Role::Energy(polarity) => Some((&s.stack, polarity)),
+            _ => None,
+        })
+        .ok_or(GenerateError::NoEnergyNet)
+}
+
+/// Sampler settings a caller may change from the model's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    /// Number of steps K.
+    pub steps: Option<usize>,
+    /// Drift coefficient.
+    pub step_size: Option<f64>,
+    /// Langevin noise.
+    pub noise: Option<f64>,
+    /// Switch the noise off.
+    pub noise_free: bool,
+}
+
+impl Overrides {
+    /// Applies the overrides to a model's default, rejecting values that would break a chain.
+    pub fn apply(&self, base: LangevinConfig) -> Result<LangevinConfig, GenerateError> {
+        let mut config = base;
+        if let Some(steps) = self.steps {
+            config.steps = steps;
+        }
+        if let Some(step_size) = self.step_size {
+            if !(step_size.is_finite() && step_size >= 0.0) {
+                return Err(GenerateError::Setting { name: "step size", value: step_size, why: "it must be finite and non-negative" });
+            }
+            config.step_size = step_size;
+        }
+        if let Some(noise) = self.noise {
+            if !(noise.is_finite() && noise >= 0.0) {
+                return Err(GenerateError::Setting { name: "noise", value: noise, why: "it must be finite and non-negative" });
+            }
+            config.noise = noise;
+        }
+        if self.noise_free {
+            config = config.noise_free();
+        }
+        Ok(config)
+    }
+}
+
+/// The model's default chain settings for its first energy net with `overrides` applied.
+pub fn chain_config(model: &Model, overrides: &Overrides) -> Result<LangevinConfig, GenerateError> {
+    let base = model.manifest.sampler.langevin.first().copied().ok_or(GenerateError::NoEnergyNet)?;
+    overrides.apply(base)
+}
+
+/// `[count, C, H, W]` for the model's data.
+pub fn batch_shape(model: &Model, count: usize) -> [usize; 4] {
+    let data = &model.manifest.data;
+    [count, data.channels, data.height, data.width]
+}
+
+/// `count` chain starts from the model's initialisation, drawn from `rng`.
+pub fn synthesis_start(model: &Model, count: usize, rng: &mut HostRng, device: &Device) -> Result<Tensor<4>, GenerateError> {
+    if count == 0 {
+        return Err(GenerateError::NoImages);
+    }
+    model.manifest.sampler.init.sample(batch_shape(model, count), rng, None, device).ok_or(GenerateError::StartsFromData)
+}
+
+/// Interpolation starts `z_ρ = ρ·z₁ + √(1−ρ²)·z₂` (short-run paper §4.1) for `points` values
+/// of ρ from 0 to 1 and `pairs` pairs `(z₁, z₂) ~ Uniform[−1, 1]`: `[pairs·points, C, H, W]`,
+/// pair-major.
+pub fn interpolation_starts(model: &Model, pairs: usize, points: usize, rng: &mut HostRng, device: &Device) -> Result<Tensor<4>, GenerateError> {
+    if pairs == 0 || points < 2 {
+        return Err(GenerateError::Interpolation { pairs, points });
+    }
+    let [_, c, h, w] = batch_shape(model, 1);
+    let size = c * h * w;
+    let mut starts = Vec::with_capacity(pairs * points * size);
+    for _ in 0..pairs {
+        let z1: Vec<f64> = (0..size).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let z2: Vec<f64> = (0..size).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        for k in 0..points {
+            let rho = k as f64 / (points - 1) as f64;
+            let other = (1.0 - rho * rho).max(0.0).sqrt();
+            starts.extend(z1.iter().zip(&z2).map(|(a, b)| (rho * a + other * b) as f32));
+        }
+    }
+    Ok(Tensor::from_data(TensorData::new(starts, [pairs * points, c, h, w]), device))
+}
+
+/// Checks that `values` holds `count` finite images of the model's shape.
+fn check_images(model: &Model, what: &'static str, values: &[f32], count: usize) -> Result<[usize; 4], GenerateError> {
+    let shape = batch_shape(model, count);
+    let expected: usize = shape.iter().product();
+    if count == 0 {
+        return Err(GenerateError::NoImages);
+    }
+    if values.len() != expected {
+        let [count, channels, height, width] = shape;
+        return Err(GenerateError::Length { what, found: values.len(), expected, count, channels, height, width });
+    }
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        return Err(GenerateError::NonFinite { what, index });
+    }
+    Ok(shape)
+}
+
+/// An inpainting task: the observed images, which pixels are free, and where the chains start.
+#[derive(Debug, Clone)]
+pub struct Inpainting {
+    /// Start: observed values where frozen, the model's initialisation where free `[N, C, H, W]`.
+    pub start: Tensor<4>,
+    /// True where a pixel is observed and must not move `[N, C, H, W]`.
+    pub frozen: Tensor<4, Bool>,
+}
+
+/// Builds an inpainting task from `count` images in model space (`[N, C, H, W]` row-major) and a
+/// mask of the same length that is non-zero where a pixel is missing (to be filled in).
+pub fn inpainting(model: &Model, images: &[f32], missing: &[f32], count: usize, rng: &mut HostRng, device: &Device) -> Result<Inpainting, GenerateError> {
+    let shape = check_images(model, "the image", images, count)?;
+    check_images(model, "the mask", missing, count)?;
+    let observed = Tensor::<4>::from_data(TensorData::new(images.to_vec(), shape), device);
+    let frozen = Tensor::<4>::from_data(TensorData::new(missing.to_vec(), shape), device).equal_elem(0.0);
+    let noise = synthesis_start(model, count, rng, device)?;
+    Ok(Inpainting { start: noise.mask_where(frozen.clone(), observed), frozen })
+}
+
+/// A Langevin chain that can be advanced a few steps at a time (so a caller can read the state
+/// back, report progress or stop in between) and gives the same result as one long chain.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    x: Tensor<4>,
+    config: LangevinConfig,
+    frozen: Option<Tensor<4, Bool>>,
+    steps_done: usize,
+    last_log_density: Option<Tensor<1>>,
+}
+
+impl Chain {
+    /// A chain from `start` that will run `config.steps` steps; pixels where `frozen` is true
+    /// never move.
+    pub fn new(start: Tensor<4>, config: LangevinConfig, frozen: Option<Tensor<4, Bool>>) -> Self {
+        Self { x: start, config, frozen, steps_done: 0, last_log_density: None }
+    }
+
+    /// Runs up to `max_steps` more steps (never past the configured total); returns how many
+    /// ran. `on_step` sees every step and may stop early.
+    pub fn advance(
+        &mut self,
+        density: &impl LogDensity,
+        max_steps: usize,
+        noise: &mut impl NoiseSource,
+        mut on_step: impl FnMut(&StepEvent<'_>) -> ControlFlow<()>,
+    ) -> usize {
+        let steps = max_steps.min(self.remaining());
+        if steps == 0 {
+            return 0;
+        }
+        let config = LangevinConfig { steps, ..self.config };
+        let offset = self.steps_done;
+        let mut last = None;
+        let output = langevin(density, self.x.clone(), &config, self.frozen.as_ref(), noise, |event| {
+            last = Some(event.log_density.clone());
+            on_step(&StepEvent { step: event.step + offset, ..*event })
+        });
+        self.x = output.x;
+        self.steps_done += output.steps_run;
+        self.last_log_density = last;
+        output.steps_run
+    }
+
+    /// Runs all remaining steps.
+    pub fn finish(&mut self, density: &impl LogDensity, noise: &mut impl NoiseSource) {
+        let remaining = self.remaining();
+        self.advance(density, remaining, noise, |_| ControlFlow::Continue(()));
+    }
+
+    /// Steps still to run.
+    pub fn remaining(&self) -> usize {
+        self.config.steps - self.steps_done.min(self.config.steps)
+    }
+
+    /// Steps run so far.
+    pub fn steps_done(&self) -> usize {
+        self.steps_done
+    }
+
+    /// Total steps the chain will run.
+    pub fn total_steps(&self) -> usize {
+        self.config.steps
+    }
+
+    /// Current state `[N, C, H, W]`.
+    pub fn state(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// The final state `[N, C, H, W]`.
+    pub fn into_state(self) -> Tensor<4> {
+        self.x
+    }
+
+    /// `log p̃` per chain `[N]` at the start of the latest step, if a step has run.
+    pub fn last_log_density(&self) -> Option<&Tensor<1>> {
+        self.last_log_density.as_ref()
+    }
+}
+
+/// A noise source for chains that never draw noise (noise-free chains, `M_θ(z)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNoise;
+
+impl NoiseSource for NoNoise {
+    fn normal<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::zeros(shape, device)
+    }
+
+    fn uniform<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::zeros(shape, device)
+    }
+}
+
+/// The noise-free short-run map `M_θ(z)` applied to a batch of starts.
+pub fn generate(stack: &Stack, polarity: Polarity, z: Tensor<4>, config: &LangevinConfig) -> Tensor<4> {
+    let density = NetDensity { stack, polarity };
+    let mut chain = Chain::new(z, config.noise_free(), None);
+    chain.finish(&density, &mut NoNoise);
+    chain.into_state()
+}
+
+/// Maps model-space values in `range` to display bytes (clamped, rounded); NaN maps to 0 and
+/// a reversed range inverts.
+#[must_use]
+pub fn to_u8(values: &[f32], range: [f32; 2]) -> Vec<u8> {
+    let [lo, hi] = range;
+    let scale = 255.0 / (hi - lo);
+    // `as u8` saturates and maps NaN to 0.
+    values.iter().map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8).collect()
+}
+
+/// `[N, C, H, W]` model-space values (C = 1 or 3) → `N` RGBA images stacked vertically
+/// (`N·H·W·4` bytes, `ImageData`-ready), gray replicated into R, G and B, alpha opaque.
+#[must_use]
+pub fn to_rgba(values: &[f32], [count, channels, height, width]: [usize; 4], range: [f32; 2]) -> Vec<u8> {
+    let bytes = to_u8(values, range);
+    let plane = height * width;
+    let mut rgba = vec![255u8; count * plane * 4];
+    for n in 0..count {
+        let image = &bytes[n * channels * plane..(n + 1) * channels * plane];
+        for p in 0..plane {
+            let out = &mut rgba[(n * plane + p) * 4..(n * plane + p) * 4 + 3];
+            for (k, value) in out.iter_mut().enumerate() {
+                *value = image[k.min(channels - 1) * plane + p];
+            }
+        }
+    }
+    rgba
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_u8_maps_and_clamps() {
+        let values = [0.0, 1.0, 0.5, -3.0, 7.0, f32::NAN, 0.25];
+        assert_eq!(to_u8(&values, [0.0, 1.0]), vec![0, 255, 128, 0, 255, 0, 64]);
+        assert_eq!(to_u8(&[-1.0, 0.0, 1.0], [-1.0, 1.0]), vec![0, 128, 255]);
+        assert_eq!(to_u8(&[0.0, 255.0], [0.0, 255.0]), vec![0, 255]);
+        assert_eq!(to_u8(&[0.0, 1.0], [1.0, 0.0]), vec![255, 0]);
+        assert_eq!(
+            to_u8(&[f32::INFINITY, f32::NEG_INFINITY], [0.0, 1.0]),
+            vec![255, 0]
+        );
+    }
+
+    #[test]
+    fn rgba_replicates_gray_and_interleaves_colour() {
+        // Two 1×2 gray images, then one 1×1 RGB image.
+        let gray = to_rgba(&[0.0, 1.0, 0.5, -1.0], [2, 1, 1, 2], [0.0, 1.0]);
+        assert_eq!(gray, vec![0, 0, 0, 255, 255, 255, 255, 255, 128, 128, 128, 255, 0, 0, 0, 255]);
+        let colour = to_rgba(&[1.0, 0.0, 0.5], [1, 3, 1, 1], [0.0, 1.0]);
+        assert_eq!(colour, vec![255, 0, 128, 255]);
+    }
+
+    #[test]
+    fn overrides_reject_unusable_values() {
+        let base = LangevinConfig::short_run(10);
+        let bad = Overrides { noise: Some(f64::NAN), ..Overrides::default() };
+        assert!(matches!(bad.apply(base), Err(GenerateError::Setting { name: "noise", .. })));
+        let good = Overrides { steps: Some(3), noise_free: true, ..Overrides::default() }.apply(base).unwrap();
+        assert_eq!((good.steps, good.noise), (3, 0.0));
+    }
+}

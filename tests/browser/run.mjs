@@ -1,0 +1,249 @@
+// Browser tests: the demo page and the runtime in real headless Chromium, on SwiftShader
+// WebGPU and on the CPU fallback. Prints every measured number; exits 1 on any failure.
+//
+//   node run.mjs --www ../../www --fixtures DIR [--screenshot PNG] [--bench JSON]
+//
+// DIR holds `native/samples.npy` written by
+//   trainer sample www/models/mnist-shortrun.ebm --count 4 --seed 7 --steps 10 --noise-free --device flex --out DIR/native
+import { createServer } from 'node:http';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { extname, join, resolve, normalize } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) => {
+  if (arg.startsWith('--')) pairs.push([arg.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
+  return pairs;
+}, []));
+const www = resolve(args.www ?? '../../www');
+const fixtures = resolve(args.fixtures ?? '.');
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const NATIVE = { count: 4, seed: 7, steps: 10 };
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png', '.ebm': 'application/octet-stream', '.npy': 'application/octet-stream' };
+
+function serve() {
+  const server = createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+    const [root, rest] = path.startsWith('/fixtures/') ? [fixtures, path.slice('/fixtures/'.length)] : [www, path.slice(1) || 'index.html'];
+    const file = normalize(join(root, rest));
+    try {
+      if (!file.startsWith(root)) throw new Error('outside');
+      const body = await readFile((await stat(file)).isDirectory() ? join(file, 'index.html') : file);
+      response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end('not found');
+    }
+  });
+  return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
+}
+
+function readNpy(bytes) {
+  const headerLength = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + headerLength).toString('latin1');
+  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const data = bytes.subarray(10 + headerLength);
+  const values = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  return { shape, values };
+}
+
+const results = [];
+function check(name, ok, detail) {
+  results.push({ name, ok, detail });
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
+}
+
+function stats(values) {
+  let min = Infinity; let max = -Infinity; let sum = 0; let sq = 0;
+  for (const v of values) { min = Math.min(min, v); max = Math.max(max, v); sum += v; sq += v * v; }
+  const mean = sum / values.length;
+  return { min, max, mean, std: Math.sqrt(Math.max(0, sq / values.length - mean * mean)) };
+}
+
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader', '--no-sandbox', '--headless=new'];
+const NO_WEBGPU_FLAGS = ['--disable-blink-features=WebGPU', '--disable-features=WebGPU', '--no-sandbox', '--headless=new'];
+
+async function openDemo(browser, base, query) {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 1500 } });
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => { if (message.type() === 'error') pageErrors.push(message.text()); });
+  await page.goto(`${base}/index.html${query}`);
+  await page.waitForFunction(() => window.demo && window.demo.ready, null, { timeout: 60_000 });
+  await page.evaluate(() => window.demo.ready);
+  return { page, pageErrors };
+}
+
+// Samples through the page's runtime (in its worker) and returns plain arrays.
+async function sampleInPage(page, options) {
+  return page.evaluate(async (options) => {
+    const r = await window.demo.state.model.sample(options);
+    return { count: r.count, channels: r.channels, height: r.height, width: r.width, values: Array.from(r.values), rgba: Array.from(r.rgba), millis: r.millis, backend: r.backend };
+  }, options);
+}
+
+async function errorOf(page, body) {
+  return page.evaluate(async (body) => {
+    try { await eval(body); return null; } catch (error) { return { code: error.code ?? null, message: error.message }; }
+  }, body);
+}
+
+function compareWithNative(label, result, native, tolerance) {
+  let maxDiff = 0;
+  for (let i = 0; i < native.values.length; i++) maxDiff = Math.max(maxDiff, Math.abs(result.values[i] - native.values[i]));
+  const sameShape = JSON.stringify([result.count, result.channels, result.height, result.width]) === JSON.stringify(native.shape);
+  check(`${label}: noise-free seed ${NATIVE.seed}, ${NATIVE.steps} steps equals native \`trainer sample\` (flex)`, sameShape && maxDiff <= tolerance,
+    `max |browser − native| = ${maxDiff.toExponential(2)} (tolerance ${tolerance}) over ${native.values.length} values`);
+  return maxDiff;
+}
+
+async function commonChecks(label, page, native, tolerance) {
+  const sample = await sampleInPage(page, { count: 16, seed: 3, steps: 20 });
+  const s = stats(sample.values);
+  check(`${label}: 16 samples are not blank and lie in range`, s.std > 0.1 && s.min >= -3 && s.max <= 3 && sample.rgba.length === 16 * 32 * 32 * 4,
+    `min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)}, std ${s.std.toFixed(3)}; ${sample.millis.toFixed(0)} ms for 20 steps on ${sample.backend}`);
+  const perImage = [];
+  for (let n = 0; n < 16; n++) perImage.push(stats(sample.values.slice(n * 1024, (n + 1) * 1024)).std);
+  check(`${label}: no image is constant`, Math.min(...perImage) > 0.05, `smallest per-image std ${Math.min(...perImage).toFixed(3)}`);
+  const result = await sampleInPage(page, { count: NATIVE.count, seed: NATIVE.seed, steps: NATIVE.steps, noiseFree: true });
+  return { maxDiff: compareWithNative(label, result, native, tolerance), sample };
+}
+
+async function main() {
+  const server = await serve();
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy')));
+  const report = {};
+
+  // ---- WebGPU (SwiftShader) ----
+  const gpuBrowser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
+  try {
+    const { page, pageErrors } = await openDemo(gpuBrowser, base, '?device=webgpu');
+    const badge = await page.locator('#backend').getAttribute('data-state');
+    const badgeText = await page.locator('#backend').textContent();
+    check('webgpu: the page runs on WebGPU and says so', badge === 'webgpu' && badgeText.startsWith('WebGPU'), badgeText);
+    report.webgpu = await commonChecks('webgpu', page, native, 2e-3);
+
+    // The demo's own buttons: generate (live chain), interpolate, inpaint.
+    await page.evaluate(() => {
+      document.getElementById('steps').value = 12;
+      document.getElementById('steps').dispatchEvent(new Event('input'));
+      window.demo.maxGap = 0;
+      let last = performance.now();
+      window.demo.ticker = setInterval(() => { const now = performance.now(); window.demo.maxGap = Math.max(window.demo.maxGap, now - last); last = now; }, 10);
+    });
+    const before = await page.evaluate(() => window.demo.generated);
+    await page.click('#generate');
+    await page.waitForFunction((n) => window.demo.generated > n || window.demo.errors.length, before, { timeout: 300_000 });
+    const gap = await page.evaluate(() => { clearInterval(window.demo.ticker); return window.demo.maxGap; });
+    const status = await page.locator('#status').textContent();
+    check('webgpu: Generate draws the grid and reports timing', /steps\/s on webgpu/.test(status), status);
+    check('webgpu: the page stays responsive while sampling (worker)', gap < 250, `longest main-thread gap ${gap.toFixed(0)} ms`);
+    await page.click('#interpolate');
+    await page.waitForFunction(() => window.demo.lastInterpolation || window.demo.errors.length, null, { timeout: 300_000 });
+    const strip = await page.evaluate(() => window.demo.lastInterpolation && window.demo.lastInterpolation.count);
+    check('webgpu: the interpolation strip has 8 images', strip === 8, `${strip} images`);
+
+    // Inpainting through the brush: pick the first image, paint its centre, fill in.
+    await page.click('#grid', { position: { x: 20, y: 20 } });
+    const box = await page.locator('#source').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.65, box.y + box.height * 0.5, { steps: 8 });
+    await page.mouse.up();
+    const inpaint = await page.evaluate(async () => {
+      const picked = window.demo.state.picked;
+      const mask = Array.from(window.demo.state.mask);
+      document.getElementById('inpaint').click();
+      const started = performance.now();
+      while (!window.demo.lastInpainting && !window.demo.errors.length && performance.now() - started < 300000) await new Promise((r) => setTimeout(r, 100));
+      const out = window.demo.lastInpainting;
+      if (!out) return { error: window.demo.errors };
+      let frozenChanged = 0; let freeChanged = 0; let masked = 0;
+      for (let i = 0; i < mask.length; i++) {
+        const moved = Math.abs(out.values[i] - picked.values[i]);
+        if (mask[i]) { masked++; if (moved > 1e-4) freeChanged++; } else if (moved !== 0) frozenChanged++;
+      }
+      return { masked, frozenChanged, freeChanged };
+    });
+    check('webgpu: brush inpainting moves only painted pixels', inpaint.masked > 20 && inpaint.frozenChanged === 0 && inpaint.freeChanged > inpaint.masked / 2,
+      JSON.stringify(inpaint));
+
+    if (args.screenshot) {
+      await page.screenshot({ path: args.screenshot, fullPage: true });
+      console.log(`     screenshot written to ${args.screenshot}`);
+    }
+
+    // Cancellation: a long chain stops promptly.
+    const cancel = await page.evaluate(async () => {
+      const controller = new AbortController();
+      const started = performance.now();
+      setTimeout(() => controller.abort(), 1500);
+      try {
+        await window.demo.state.model.sample({ count: 16, steps: 100000, signal: controller.signal });
+        return { code: null };
+      } catch (error) {
+        return { code: error.code, after: performance.now() - started };
+      }
+    });
+    check('webgpu: an AbortSignal cancels a 100000-step chain', cancel.code === 'cancelled' && cancel.after < 30_000, JSON.stringify(cancel));
+
+    // Bad requests answer with typed errors.
+    const tooMany = await errorOf(page, 'window.demo.state.model.sample({count: 5000})');
+    check('webgpu: too many images is a typed error', tooMany?.code === 'invalid-request' || tooMany?.code === 'batch-too-large', JSON.stringify(tooMany));
+    const badOption = await errorOf(page, 'window.demo.state.model.sample({steps: -3})');
+    check('webgpu: a negative step count is a typed error', badOption?.code === 'invalid-option', JSON.stringify(badOption));
+    const badMask = await errorOf(page, 'window.demo.state.model.inpaint({image: new Float32Array(10), mask: new Float32Array(10)})');
+    check('webgpu: a wrong-sized inpainting image is a typed error', badMask?.code === 'invalid-request' && /1024/.test(badMask.message), JSON.stringify(badMask));
+
+    // Device loss: reported once, then the runtime recovers on the next call.
+    await page.evaluate(() => window.demo.state.runtime.destroyDeviceForTesting());
+    const lost = await errorOf(page, 'window.demo.state.model.sample({count: 2, steps: 2})');
+    check('webgpu: a lost device is reported as device-lost', lost?.code === 'device-lost', JSON.stringify(lost));
+    const recovered = await sampleInPage(page, { count: 2, steps: 2 });
+    check('webgpu: the next call recovers with a fresh runtime', recovered.count === 2 && stats(recovered.values).std > 0.05, `backend ${recovered.backend}`);
+
+    // A corrupted model file (one flipped byte) and a truncated one give readable errors in the page.
+    const good = await readFile(join(www, 'models', 'mnist-shortrun.ebm'));
+    const flipped = Buffer.from(good); flipped[flipped.length >> 1] ^= 0x5a;
+    await page.setInputFiles('#file', { name: 'corrupt.ebm', mimeType: 'application/octet-stream', buffer: flipped });
+    await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
+    const shown = await page.locator('#error').textContent();
+    check('webgpu: a corrupted model file shows a readable error', /invalid-model/.test(shown) && /checksum|CRC/i.test(shown), shown);
+    await page.evaluate(() => { document.getElementById('error').hidden = true; });
+    await page.setInputFiles('#file', { name: 'truncated.ebm', mimeType: 'application/octet-stream', buffer: good.subarray(0, 100) });
+    await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
+    const truncated = await page.locator('#error').textContent();
+    check('webgpu: a truncated model file shows a readable error', /invalid-model/.test(truncated) && /truncated|ends|short/i.test(truncated), truncated);
+    check('webgpu: no uncaught errors in the page', pageErrors.length === 0, pageErrors.join(' | ') || 'none');
+  } finally {
+    await gpuBrowser.close();
+  }
+
+  // ---- no WebGPU: auto falls back to the CPU ----
+  const cpuBrowser = await chromium.launch({ executablePath, args: NO_WEBGPU_FLAGS });
+  try {
+    const { page, pageErrors } = await openDemo(cpuBrowser, base, '');
+    const hasGpu = await page.evaluate(() => Boolean(navigator.gpu));
+    const badge = await page.locator('#backend').getAttribute('data-state');
+    const badgeText = await page.locator('#backend').textContent();
+    check('no-webgpu: the page falls back to the CPU and says why', !hasGpu && badge === 'cpu' && /fallback/.test(badgeText), badgeText);
+    report.cpu = await commonChecks('cpu', page, native, 1e-4);
+    const forced = await page.evaluate(async () => {
+      const { createRuntime } = await import('./pkg/ebm.js');
+      try { await createRuntime({ device: 'webgpu' }); return null; } catch (error) { return { code: error.code, message: error.message }; }
+    });
+    check('no-webgpu: asking for WebGPU explicitly is a typed error', forced?.code === 'no-webgpu', JSON.stringify(forced));
+    check('no-webgpu: no uncaught errors in the page', pageErrors.length === 0, pageErrors.join(' | ') || 'none');
+  } finally {
+    await cpuBrowser.close();
+  }
+
+  server.close();
+  const failed = results.filter((r) => !r.ok);
+  console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
+  if (args.report) await writeFile(args.report, JSON.stringify({ results, report: { webgpuMaxDiff: report.webgpu?.maxDiff, cpuMaxDiff: report.cpu?.maxDiff } }, null, 2));
+  process.exit(failed.length ? 1 : 0);
+}
+
+main().catch((error) => { console.error(error); process.exit(1); });

@@ -1,0 +1,260 @@
+// The demo page: everything heavy runs in a Web Worker through the runtime's worker client.
+import { createWorkerRuntime } from './pkg/client.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const state = { runtime: null, model: null, info: null, last: null, picked: null, mask: null, controller: null };
+// Tests and the benchmark read this.
+window.demo = { state, ready: null, generated: 0, errors: [] };
+
+function showError(error) {
+  const box = $('error');
+  box.hidden = false;
+  box.textContent = `${error.code ? `[${error.code}] ` : ''}${error.message ?? error}`;
+  window.demo.errors.push({ code: error.code ?? null, message: error.message ?? String(error) });
+}
+
+function clearError() { $('error').hidden = true; }
+
+function setBusy(busy) {
+  for (const id of ['generate', 'interpolate', 'inpaint']) $(id).disabled = busy || !state.model;
+  $('stop').disabled = !busy;
+}
+
+function describeBackend(backend) {
+  if (backend.kind === 'webgpu') {
+    const a = backend.adapter ?? {};
+    return `WebGPU — ${a.name || 'adapter'} (${a.deviceType}, ${a.backend})`;
+  }
+  return backend.fallbackReason ? `CPU — fallback: ${backend.fallbackReason}` : 'CPU (by choice)';
+}
+
+function showBackend() {
+  const badge = $('backend');
+  badge.dataset.state = state.runtime.backend.kind;
+  badge.textContent = describeBackend(state.runtime.backend);
+}
+
+// Draws `images` (an Images batch) as a grid of `columns` on `canvas`.
+function drawGrid(canvas, images, columns) {
+  const { count, width, height, rgba } = images;
+  const rows = Math.ceil(count / columns);
+  const gap = 1;
+  canvas.width = columns * (width + gap) - gap;
+  canvas.height = rows * (height + gap) - gap;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#777';
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  for (let n = 0; n < count; n++) {
+    const one = new ImageData(rgba.slice(n * width * height * 4, (n + 1) * width * height * 4), width, height);
+    context.putImageData(one, (n % columns) * (width + gap), Math.floor(n / columns) * (height + gap));
+  }
+}
+
+const COUNT = 16;
+const COLUMNS = 4;
+
+function chainOptions() {
+  return {
+    steps: Number($('steps').value),
+    stepSize: Number($('step-size').value),
+    noise: Number($('noise').value),
+    noiseFree: $('noise-free').checked,
+    seed: Number($('seed').value),
+  };
+}
+
+async function startRuntime(device) {
+  state.runtime?.terminate();
+  state.model = null;
+  $('backend').dataset.state = 'starting';
+  $('backend').textContent = 'starting…';
+  state.runtime = await createWorkerRuntime({ device });
+  showBackend();
+}
+
+async function loadModel(source, label) {
+  clearError();
+  setBusy(true);
+  $('status').textContent = `loading ${label}…`;
+  try {
+    const model = await state.runtime.loadModel(source, {
+      onProgress: ({ loaded, total }) => {
+        $('status').textContent = `loading ${label}: ${(loaded / 1024).toFixed(0)}${total ? ` / ${(total / 1024).toFixed(0)}` : ''} KiB`;
+      },
+    });
+    state.model = model;
+    state.info = model.info;
+    const d = model.info.defaults;
+    if (d.steps) $('steps').value = d.steps;
+    if (d.stepSize != null) $('step-size').value = d.stepSize;
+    if (d.noise != null) $('noise').value = d.noise;
+    updateOutputs();
+    const started = performance.now();
+    await model.warmUp();
+    $('status').textContent = `${label}: ${model.info.family}, ${model.info.channels}×${model.info.height}×${model.info.width}; warmed up in ${(performance.now() - started).toFixed(0)} ms. Press Generate.`;
+  } catch (error) {
+    state.model = null;
+    $('status').textContent = `could not load ${label}`;
+    showError(error);
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function generate() {
+  clearError();
+  setBusy(true);
+  state.controller = new AbortController();
+  const options = chainOptions();
+  const started = performance.now();
+  try {
+    const result = await state.model.sample({
+      ...options,
+      count: COUNT,
+      frameEvery: Math.max(1, Math.round(options.steps / 40)),
+      signal: state.controller.signal,
+      onProgress: (event) => {
+        if (event.images) drawGrid($('grid'), event.images, COLUMNS);
+        const seconds = (performance.now() - started) / 1000;
+        $('status').textContent = `step ${event.step}/${event.total} · mean f(x) ${event.logDensity.toFixed(2)} · ${(event.step / seconds).toFixed(1)} steps/s`;
+      },
+    });
+    drawGrid($('grid'), result, COLUMNS);
+    state.last = result;
+    window.demo.generated += 1;
+    window.demo.lastResult = result;
+    $('status').textContent = `${result.count} images, ${options.steps} steps in ${result.millis.toFixed(0)} ms (${(options.steps / result.millis * 1000).toFixed(1)} steps/s) on ${result.backend} · click one to inpaint it`;
+  } catch (error) {
+    showError(error);
+    if (error.code === 'cancelled') $('status').textContent = 'stopped';
+    if (error.code === 'device-lost' || error.code === 'crashed') showBackend();
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function interpolate() {
+  clearError();
+  setBusy(true);
+  try {
+    const result = await state.model.interpolate({ ...chainOptions(), pairs: 1, points: 8 });
+    drawGrid($('strip'), result, 8);
+    window.demo.lastInterpolation = result;
+  } catch (error) {
+    showError(error);
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---- inpainting: pick an image, paint a mask, fill in ----
+
+function pickImage(index) {
+  const r = state.last;
+  if (!r || index >= r.count) return;
+  const size = r.channels * r.height * r.width;
+  state.picked = { values: r.values.slice(index * size, (index + 1) * size), rgba: r.rgba.slice(index * r.width * r.height * 4, (index + 1) * r.width * r.height * 4), width: r.width, height: r.height, channels: r.channels };
+  state.mask = new Float32Array(r.height * r.width);
+  drawSource();
+  $('inpaint').disabled = !state.model;
+}
+
+function drawSource() {
+  const p = state.picked;
+  if (!p) return;
+  const canvas = $('source');
+  canvas.width = p.width;
+  canvas.height = p.height;
+  const shown = p.rgba.slice();
+  for (let i = 0; i < state.mask.length; i++) {
+    if (state.mask[i]) { shown[i * 4] = 230; shown[i * 4 + 1] = 40; shown[i * 4 + 2] = 40; }
+  }
+  canvas.getContext('2d').putImageData(new ImageData(shown, p.width, p.height), 0, 0);
+}
+
+function paint(event) {
+  const p = state.picked;
+  if (!p || !(event.buttons & 1)) return;
+  const rect = $('source').getBoundingClientRect();
+  const x = Math.floor((event.clientX - rect.left) / rect.width * p.width);
+  const y = Math.floor((event.clientY - rect.top) / rect.height * p.height);
+  const radius = Number($('brush').value);
+  for (let dy = -radius; dy <= radius; dy++) {
+    for (let dx = -radius; dx <= radius; dx++) {
+      const px = x + dx;
+      const py = y + dy;
+      if (dx * dx + dy * dy <= radius * radius && px >= 0 && py >= 0 && px < p.width && py < p.height) state.mask[py * p.width + px] = 1;
+    }
+  }
+  drawSource();
+}
+
+async function inpaint() {
+  const p = state.picked;
+  if (!p) { showError(new Error('click a generated image first')); return; }
+  clearError();
+  setBusy(true);
+  try {
+    const plane = p.width * p.height;
+    const mask = new Float32Array(p.channels * plane);
+    for (let c = 0; c < p.channels; c++) mask.set(state.mask, c * plane);
+    const result = await state.model.inpaint({ ...chainOptions(), image: p.values, mask, count: 1 });
+    drawGrid($('filled'), result, 1);
+    window.demo.lastInpainting = result;
+  } catch (error) {
+    showError(error);
+  } finally {
+    setBusy(false);
+  }
+}
+
+function updateOutputs() {
+  $('steps-out').textContent = $('steps').value;
+  $('step-size-out').textContent = Number($('step-size').value).toFixed(2);
+  $('noise-out').textContent = Number($('noise').value).toFixed(3);
+}
+
+async function main() {
+  const models = await (await fetch('models/models.json')).json();
+  for (const m of models) $('model').add(new Option(m.name, m.url));
+  const device = params.get('device') ?? 'auto';
+  $('device').value = device;
+  for (const id of ['steps', 'step-size', 'noise']) $(id).addEventListener('input', updateOutputs);
+  updateOutputs();
+  $('generate').onclick = generate;
+  $('stop').onclick = () => state.controller?.abort();
+  $('interpolate').onclick = interpolate;
+  $('inpaint').onclick = inpaint;
+  $('clear-mask').onclick = () => { if (state.mask) { state.mask.fill(0); drawSource(); } };
+  $('source').addEventListener('pointerdown', paint);
+  $('source').addEventListener('pointermove', paint);
+  $('grid').addEventListener('click', (event) => {
+    if (!state.last) return;
+    const rect = $('grid').getBoundingClientRect();
+    const column = Math.floor((event.clientX - rect.left) / rect.width * COLUMNS);
+    const row = Math.floor((event.clientY - rect.top) / rect.height * Math.ceil(state.last.count / COLUMNS));
+    pickImage(row * COLUMNS + column);
+  });
+  $('model').onchange = () => loadModel($('model').value, $('model').selectedOptions[0].text);
+  $('device').onchange = async () => {
+    await startRuntime($('device').value);
+    await loadModel($('model').value, $('model').selectedOptions[0].text);
+  };
+  $('file').onchange = () => {
+    const file = $('file').files[0];
+    if (file) loadModel(file, file.name);
+  };
+  try {
+    await startRuntime(device);
+  } catch (error) {
+    $('backend').dataset.state = 'error';
+    $('backend').textContent = 'no runtime';
+    showError(error);
+    return;
+  }
+  const wanted = params.get('model');
+  await loadModel(wanted ?? models[0].url, wanted ?? models[0].name);
+}
+
+window.demo.ready = main();
