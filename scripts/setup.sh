@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine (run as root, or with sudo
-# available): the Rust wasm target, Vulkan's CPU driver (lavapipe) for wgpu tests without a GPU.
+# available): the Rust wasm target, Vulkan's CPU driver (lavapipe) for wgpu tests without a GPU,
+# Chromium (its SwiftShader gives headless WebGPU) and Node.js for the browser tests.
 # Safe to re-run: it skips what is already there.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
-for package in mesa-vulkan-drivers libvulkan1; do
+for package in mesa-vulkan-drivers libvulkan1 chromium; do
   dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: the browser tests' playwright-core needs Node.js 20 or newer; this machine has $(node --version)" >&2
+  exit 1
 fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then

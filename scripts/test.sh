@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All tests: native (flex CPU backend and wgpu over Vulkan — lavapipe where no GPU exists),
-# and a wasm32 build check of the crates that run in the browser.
+# the browser runtime built for wasm32 and driven in headless Chromium (SwiftShader WebGPU and
+# the CPU fallback), compared with the native trainer's output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,13 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 start=$(date +%s)
 echo "== native tests (flex + wgpu) =="
 cargo test --workspace --locked -- --test-threads=2
-echo "== wasm32 build check =="
-cargo check --locked --target wasm32-unknown-unknown -p shared -p runtime-wasm -p modelfile
+echo "== browser runtime: wasm build =="
+bash scripts/build-wasm.sh
+echo "== browser tests (headless Chromium: WebGPU on SwiftShader, CPU fallback) =="
+fixtures=$(mktemp -d)
+# The native reference the browser must reproduce: same model, seed and noise-free chain.
+"$CARGO_TARGET_DIR/debug/trainer" sample www/models/mnist-shortrun.ebm --count 4 --seed 7 --steps 10 \
+  --noise-free --device flex --out "$fixtures/native" >/dev/null
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+node tests/browser/run.mjs --www www --fixtures "$fixtures" ${EBM_SCREENSHOT:+--screenshot "$EBM_SCREENSHOT"}
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

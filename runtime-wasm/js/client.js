@@ -81,6 +81,7 @@ class WorkerModel {
   }
 
   sample(options) { return this.run('sample', options); }
+  cascade(options) { return this.run('cascade', options); }
   interpolate(options) { return this.run('interpolate', options); }
   inpaint(options) { return this.run('inpaint', options); }
   async warmUp() { await this.run('sample', { count: 1, steps: 2 }); }

@@ -214,6 +214,9 @@ export class EbmModel {
   /** Short-run synthesis from the model's chain start. */
   sample(options) { return this.run('sample', options); }
 
+  /** Multigrid cascade: a 1×1 start up-scaled through every grid's chain (1 → 4 → 16 → 64). */
+  cascade(options) { return this.run('cascade', options); }
+
   /** Noise-free images along z_ρ = ρ·z₁ + √(1−ρ²)·z₂. */
   interpolate(options) { return this.run('interpolate', options); }
 

@@ -37,6 +37,8 @@ export interface ModelInfo {
   width: number;
   /** Model-space values mapped to black..white. */
   range: [number, number];
+  /** Image side of each energy net, coarse to fine ([4, 16, 64] for multigrid models). */
+  grids: number[];
   defaults: { steps: number | null; stepSize: number | null; noise: number | null };
   /** The model file's full manifest (architecture, data, sampler, provenance). */
   manifest: unknown;
@@ -116,6 +118,9 @@ export interface LoadOptions {
 export interface EbmModel {
   readonly info: ModelInfo;
   sample(options?: SampleOptions): Promise<SampleResult>;
+  /** Multigrid cascade from 1×1 start colours; progress counts steps over all grids and frames
+   *  have the current grid's size. A single-net model is a one-grid cascade. */
+  cascade(options?: SampleOptions): Promise<SampleResult>;
   interpolate(options?: InterpolateOptions): Promise<SampleResult>;
   inpaint(options: InpaintOptions): Promise<SampleResult>;
   /** Compiles shaders and allocates buffers with one tiny chain. */

@@ -6,9 +6,9 @@ use core::ops::ControlFlow;
 
 use burn::prelude::*;
 use shared::file::Model;
-use shared::generate::{Chain, GenerateError, Overrides, batch_shape, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
+use shared::generate::{Chain, GenerateError, Overrides, batch_shape, cascade_grids, cascade_start, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
 use shared::rng::HostRng;
-use shared::sampler::{DeviceNoise, NetDensity};
+use shared::sampler::{DeviceNoise, NetDensity, upscale};
 
 use crate::backend::Backend;
 use crate::error::RuntimeError;
@@ -30,6 +30,11 @@ pub enum Task {
         pairs: usize,
         /// Images per row, ρ from 0 to 1.
         points: usize,
+    },
+    /// Coarse-to-fine cascade (multigrid): a 1×1 start up-scaled through every grid.
+    Cascade {
+        /// Images.
+        count: usize,
     },
     /// Fill in the pixels where `missing` is non-zero; the others never move.
     Inpainting {
@@ -147,10 +152,16 @@ async fn read_images(model: &Model, tensor: Tensor<4>, steps: usize) -> Result<I
 /// Runs `request` on `model` (loaded on `backend`'s device).
 pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut impl Host) -> Result<Images, RuntimeError> {
     backend.check_alive()?;
+    if request.frame_every == Some(0) {
+        return Err(GenerateError::Setting { name: "frame interval", value: 0.0, why: "it must be at least 1" }.into());
+    }
     let device = &backend.device;
+    let mut rng = HostRng::new(request.seed);
+    if let Task::Cascade { count } = request.task {
+        return run_cascade(model, backend, request, count, &mut rng, host).await;
+    }
     let (stack, polarity) = energy_net(model)?;
     let mut config = chain_config(model, &request.overrides)?;
-    let mut rng = HostRng::new(request.seed);
     let (start, frozen) = match &request.task {
         Task::Synthesis { count } => {
             check_batch(model, *count, backend.info.max_buffer_bytes)?;
@@ -166,20 +177,66 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
             let task = inpainting(model, images, missing, *count, &mut rng, device)?;
             (task.start, Some(task.frozen))
         }
+        Task::Cascade { .. } => unreachable!("handled above"),
     };
-    if request.frame_every == Some(0) {
-        return Err(GenerateError::Setting { name: "frame interval", value: 0.0, why: "it must be at least 1" }.into());
-    }
     let density = NetDensity { stack, polarity };
     let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
     let mut chain = Chain::new(start, config, frozen);
+    let total = chain.total_steps();
+    drive(model, backend, request, &density, &mut chain, &mut noise, (0, total), host).await?;
+    let steps = chain.steps_done();
+    let images = read_images(model, chain.into_state(), steps).await?;
+    backend.check_alive()?;
+    debug_assert_eq!(images.shape[1..], batch_shape(model, 1)[1..]);
+    Ok(images)
+}
+
+/// The multigrid cascade: a 1×1 start, then every grid's chain on the up-scaled result of the
+/// previous one. Progress counts steps over all grids; frames have the current grid's size.
+async fn run_cascade(model: &Model, backend: &Backend, request: &Request, count: usize, rng: &mut HostRng, host: &mut impl Host) -> Result<Images, RuntimeError> {
+    check_batch(model, count, backend.info.max_buffer_bytes)?;
+    let grids = cascade_grids(model, &request.overrides)?;
+    let device = &backend.device;
+    let mut x = cascade_start(model, count, rng, device)?;
+    let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
+    let total: usize = grids.iter().map(|g| g.config.steps).sum();
+    let (mut done, mut side) = (0, 1);
+    for grid in &grids {
+        if grid.side % side != 0 {
+            return Err(RuntimeError::Model(shared::ModelFileError::Data(format!("grid side {} is not a multiple of {side}", grid.side))));
+        }
+        let density = NetDensity { stack: grid.stack, polarity: grid.polarity };
+        let mut chain = Chain::new(upscale(x, grid.side / side), grid.config, None);
+        drive(model, backend, request, &density, &mut chain, &mut noise, (done, total), host).await?;
+        done += chain.steps_done();
+        side = grid.side;
+        x = chain.into_state();
+    }
+    let images = read_images(model, x, done).await?;
+    backend.check_alive()?;
+    Ok(images)
+}
+
+/// Advances `chain` to its end in chunks, reporting progress (`offset` steps already done of
+/// `total`) and honouring cancellation and device loss between chunks.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    model: &Model,
+    backend: &Backend,
+    request: &Request,
+    density: &NetDensity<'_>,
+    chain: &mut Chain,
+    noise: &mut DeviceNoise,
+    (offset, total): (usize, usize),
+    host: &mut impl Host,
+) -> Result<(), RuntimeError> {
     let chunk = request.frame_every.unwrap_or(if host.wants_progress() { 1 } else { QUIET_CHUNK });
     while chain.remaining() > 0 {
         if host.cancelled() {
             return Err(RuntimeError::Cancelled);
         }
-        chain.advance(&density, chunk, &mut noise, |_| ControlFlow::Continue(()));
-        let step = chain.steps_done();
+        chain.advance(density, chunk, noise, |_| ControlFlow::Continue(()));
+        let step = offset + chain.steps_done();
         // Reading something back is what waits for the device; the mean log-density is small.
         let log_density = match chain.last_log_density() {
             Some(values) => read(values.clone().mean()).await?.first().copied().unwrap_or(f32::NAN) as f64,
@@ -192,13 +249,9 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
         if host.wants_progress() {
             let frame_due = request.frame_every.is_some_and(|every| step % every == 0 || chain.remaining() == 0);
             let frame = if frame_due { Some(read_images(model, chain.state().clone(), step).await?) } else { None };
-            host.progress(&Progress { step, total: chain.total_steps(), log_density, frame: frame.as_ref() })?;
+            host.progress(&Progress { step, total, log_density, frame: frame.as_ref() })?;
         }
         host.yield_now().await;
     }
-    let steps = chain.steps_done();
-    let images = read_images(model, chain.into_state(), steps).await?;
-    backend.check_alive()?;
-    debug_assert_eq!(images.shape[1..], batch_shape(model, 1)[1..]);
-    Ok(images)
+    Ok(())
 }

@@ -103,17 +103,18 @@ fn describe(value: &JsValue) -> String {
     value.as_string().map(|s| format!("\"{s}\"")).unwrap_or_else(|| format!("{:?}", value))
 }
 
-/// Parses a request; `task` is `"sample"`, `"interpolate"` or `"inpaint"`.
+/// Parses a request; `task` is `"sample"`, `"cascade"`, `"interpolate"` or `"inpaint"`.
 fn parse_request(task: &str, options: &JsValue) -> Result<Request, RuntimeError> {
     let task = match task {
         "sample" => Task::Synthesis { count: count(options, "count", 16)? },
+        "cascade" => Task::Cascade { count: count(options, "count", 16)? },
         "interpolate" => Task::Interpolation { pairs: count(options, "pairs", 1)?, points: count(options, "points", 8)? },
         "inpaint" => {
             let images = floats(options, "image")?;
             let missing = floats(options, "mask")?;
             Task::Inpainting { count: count(options, "count", 1)?, images, missing }
         }
-        other => return Err(option_error("task", format!("\"{other}\" is not one of sample, interpolate, inpaint"))),
+        other => return Err(option_error("task", format!("\"{other}\" is not one of sample, cascade, interpolate, inpaint"))),
     };
     let overrides = Overrides {
         steps: integer(options, "steps", 100_000.0)?.map(|v| v as usize),
@@ -247,7 +248,7 @@ impl LoadedModel {
         model_info(&self.inner.0).to_string()
     }
 
-    /// Runs `task` (`"sample"`, `"interpolate"`, `"inpaint"`) with `options`; resolves to the
+    /// Runs `task` (`"sample"`, `"cascade"`, `"interpolate"`, `"inpaint"`) with `options`; resolves to the
     /// images, rejects with an `EbmError`.
     pub fn run(&self, task: &str, options: JsValue, on_progress: Option<Function>, signal: Option<AbortSignal>) -> Promise {
         let inner = self.inner.clone();

@@ -22,7 +22,8 @@ pub use shared::{Model, ModelFileError, file, nets, sampler};
 /// The manifest plus a summary the page needs (family, image size, sampler defaults).
 pub fn model_info(model: &Model) -> serde_json::Value {
     let manifest = &model.manifest;
-    let family = serde_json::to_value(&manifest.model).ok().and_then(|v| v.get("family").cloned()).unwrap_or_default();
+    let family = manifest.model.family_name();
+    let grids: Vec<usize> = model.stacks.iter().filter(|s| matches!(s.role, shared::nets::Role::Energy(_))).map(|s| s.stack.input_shape()[1]).collect();
     let langevin = manifest.sampler.langevin.first();
     serde_json::json!({
         "family": family,
@@ -30,6 +31,7 @@ pub fn model_info(model: &Model) -> serde_json::Value {
         "height": manifest.data.height,
         "width": manifest.data.width,
         "range": manifest.data.range,
+        "grids": grids,
         "defaults": {
             "steps": langevin.map(|l| l.steps),
             "stepSize": langevin.map(|l| l.step_size),

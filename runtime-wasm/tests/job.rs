@@ -196,3 +196,53 @@ fn webgpu_preference_reports_the_adapter() {
         }
     }
 }
+
+fn multigrid_model(device: &Device) -> Model {
+    use shared::nets::MultigridConfig;
+    let manifest = Manifest {
+        model: ModelSpec::Multigrid(MultigridConfig::new().with_width_divisor(16)),
+        data: DataSpec { channels: 3, height: 64, width: 64, range: [0.0, 255.0], normalization: Normalization::Raw255 },
+        sampler: SamplerDefaults { init: ChainInit::Uniform { low: 0.0, high: 255.0 }, langevin: vec![LangevinConfig::delta(3, 0.3, 50.0); 3], mala: None },
+        provenance: Provenance { dataset: "runtime test".into(), iterations: 0, seed: 3, git_revision: None, created_by: "tests".into() },
+    };
+    let mut model = Model::init(manifest, device).expect("multigrid model");
+    let name = shared::generate::START_COLORS.to_string();
+    let colors = modelfile::NamedTensor { name: name.clone(), shape: vec![2, 3], values: vec![10.0, 20.0, 30.0, 10.0, 20.0, 30.0] };
+    model.extras.insert(name, colors);
+    model
+}
+
+#[test]
+fn cascade_runs_every_grid_from_the_start_colours() {
+    let backend = Backend::cpu(None);
+    let model = multigrid_model(&backend.device);
+    // Without steps the cascade only up-scales: every pixel is the 1×1 start colour.
+    let still = Request { overrides: Overrides { steps: Some(0), ..Overrides::default() }, ..request(Task::Cascade { count: 2 }) };
+    let out = block_on(run(&model, &backend, &still, &mut Recorder::default())).expect("cascade");
+    assert_eq!(out.shape, [2, 3, 64, 64]);
+    for (channel, colour) in [10.0, 20.0, 30.0].into_iter().enumerate() {
+        let plane = &out.values[channel * 4096..(channel + 1) * 4096];
+        assert!(plane.iter().all(|&v| v == colour), "channel {channel} must be {colour}");
+    }
+
+    #[derive(Default)]
+    struct Frames(Vec<(usize, usize, usize)>);
+    impl Host for Frames {
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn wants_progress(&self) -> bool {
+            true
+        }
+        fn progress(&mut self, p: &Progress<'_>) -> Result<(), RuntimeError> {
+            self.0.push((p.step, p.total, p.frame.map_or(0, |f| f.shape[2])));
+            Ok(())
+        }
+        async fn yield_now(&mut self) {}
+    }
+    let mut frames = Frames::default();
+    let moving = Request { frame_every: Some(3), ..request(Task::Cascade { count: 2 }) };
+    let out = block_on(run(&model, &backend, &moving, &mut frames)).expect("cascade");
+    assert_eq!(frames.0, vec![(3, 9, 4), (6, 9, 16), (9, 9, 64)], "3 steps per grid, frames at each grid's size");
+    assert!(out.values.iter().any(|&v| (v - 10.0).abs() > 0.1), "the chains moved away from the start");
+}

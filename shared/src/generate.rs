@@ -169,6 +169,59 @@ pub fn interpolation_starts(model: &Model, pairs: usize, points: usize, rng: &mu
     Ok(Tensor::from_data(TensorData::new(starts, [pairs * points, c, h, w]), device))
 }
 
+/// The extra tensor holding the training images' 1×1 versions `[M, C]`: the multigrid
+/// cascade's start is drawn from them (multigrid paper §3.3).
+pub const START_COLORS: &str = "extra.start_colors";
+
+/// One grid of a coarse-to-fine cascade: its net, its side and its chain settings.
+#[derive(Debug, Clone, Copy)]
+pub struct CascadeGrid<'a> {
+    /// The grid's energy net.
+    pub stack: &'a Stack,
+    /// Its polarity.
+    pub polarity: Polarity,
+    /// Image side at this grid.
+    pub side: usize,
+    /// Langevin settings at this grid (overrides applied).
+    pub config: LangevinConfig,
+}
+
+/// The model's energy nets as a cascade, coarse to fine, with `overrides` applied to every
+/// grid. A single-net model is a one-grid cascade.
+pub fn cascade_grids<'a>(model: &'a Model, overrides: &Overrides) -> Result<Vec<CascadeGrid<'a>>, GenerateError> {
+    let energies = model.stacks.iter().filter_map(|s| match s.role {
+        Role::Energy(polarity) => Some((&s.stack, polarity)),
+        _ => None,
+    });
+    let grids = energies
+        .zip(&model.manifest.sampler.langevin)
+        .map(|((stack, polarity), base)| Ok(CascadeGrid { stack, polarity, side: stack.input_shape()[1], config: overrides.apply(*base)? }))
+        .collect::<Result<Vec<_>, GenerateError>>()?;
+    if grids.is_empty() {
+        return Err(GenerateError::NoEnergyNet);
+    }
+    Ok(grids)
+}
+
+/// `count` 1×1 cascade starts `[N, C, 1, 1]`: rows drawn uniformly from the model's
+/// [`START_COLORS`] when it has them, else from its chain initialisation.
+pub fn cascade_start(model: &Model, count: usize, rng: &mut HostRng, device: &Device) -> Result<Tensor<4>, GenerateError> {
+    if count == 0 {
+        return Err(GenerateError::NoImages);
+    }
+    let channels = model.manifest.data.channels;
+    let Some(colors) = model.extras.get(START_COLORS).filter(|t| t.shape.len() == 2 && t.shape[1] == channels && t.shape[0] > 0) else {
+        return model.manifest.sampler.init.sample([count, channels, 1, 1], rng, None, device).ok_or(GenerateError::StartsFromData);
+    };
+    let rows = colors.shape[0];
+    let mut values = Vec::with_capacity(count * channels);
+    for _ in 0..count {
+        let row = rng.below(rows);
+        values.extend_from_slice(&colors.values[row * channels..(row + 1) * channels]);
+    }
+    Ok(Tensor::from_data(TensorData::new(values, [count, channels, 1, 1]), device))
+}
+
 /// Checks that `values` holds `count` finite images of the model's shape.
 fn check_images(model: &Model, what: &'static str, values: &[f32], count: usize) -> Result<[usize; 4], GenerateError> {
     let shape = batch_shape(model, count);

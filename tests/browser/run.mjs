@@ -1,7 +1,8 @@
 // Browser tests: the demo page and the runtime in real headless Chromium, on SwiftShader
 // WebGPU and on the CPU fallback. Prints every measured number; exits 1 on any failure.
 //
-//   node run.mjs --www ../../www --fixtures DIR [--screenshot PNG] [--bench JSON]
+//   node run.mjs --www ../../www --fixtures DIR [--screenshot PNG] [--report JSON]
+//   node run.mjs --www ../../www --bench OUT.json [--query '?steps=20&count=16']   (benchmark page only)
 //
 // DIR holds `native/samples.npy` written by
 //   trainer sample www/models/mnist-shortrun.ebm --count 4 --seed 7 --steps 10 --noise-free --device flex --out DIR/native
@@ -109,9 +110,29 @@ async function commonChecks(label, page, native, tolerance) {
   return { maxDiff: compareWithNative(label, result, native, tolerance), sample };
 }
 
+async function bench(base, outPath) {
+  const browser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/bench.html${args.query ?? ''}`);
+    await page.waitForFunction(() => window.benchResult, null, { timeout: 590_000 });
+    const result = await page.evaluate(() => window.benchResult);
+    console.log(await page.locator('#out').textContent());
+    await writeFile(outPath, JSON.stringify(result, null, 2));
+    console.log(`bench result written to ${outPath}`);
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main() {
   const server = await serve();
   const base = `http://127.0.0.1:${server.address().port}`;
+  if (args.bench) {
+    await bench(base, args.bench);
+    server.close();
+    return;
+  }
   const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy')));
   const report = {};
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the browser runtime into www/pkg/ (an npm-style package: ES module, worker client,
+# TypeScript types, the wasm). Offline-friendly: plain cargo + wasm-bindgen, no wasm-pack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ebm/target}"
+tools="${EBM_TOOLS:-$HOME/.cache/ebm/tools}"
+# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+if ! "$tools/bin/wasm-bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $version"; then
+  echo "build-wasm: installing wasm-bindgen-cli $version into $tools (debug build: ~2 min instead of ~15)"
+  cargo install wasm-bindgen-cli --version "$version" --debug --root "$tools"
+fi
+
+cargo build --locked --target wasm32-unknown-unknown -p runtime-wasm --profile wasm
+out=www/pkg
+rm -rf "$out"
+mkdir -p "$out"
+"$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$out" --out-name ebm_runtime \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/runtime_wasm.wasm"
+cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,index.d.ts,package.json,README.md} "$out/"
+raw=$(stat -c %s "$out/ebm_runtime_bg.wasm")
+gz=$(gzip -9 -c "$out/ebm_runtime_bg.wasm" | wc -c)
+echo "build-wasm: $out/ebm_runtime_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
