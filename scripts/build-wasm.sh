@@ -17,8 +17,23 @@ cargo build --locked --target wasm32-unknown-unknown -p runtime-wasm --profile w
 out=www/pkg
 rm -rf "$out"
 mkdir -p "$out"
-"$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$out" --out-name ebm_runtime \
+"$tools/bin/wasm-bindgen" --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$out" --out-name ebm_runtime \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/runtime_wasm.wasm"
+# wasm-opt -Oz halves the size (binaryen from npm: Debian's is too old for today's wasm). It
+# takes minutes, so its output is cached by the input's hash.
+wasm="$out/ebm_runtime_bg.wasm"
+if [ "${EBM_WASM_OPT:-1}" = 1 ]; then
+  (cd runtime-wasm/tools && npm ci --no-audit --no-fund --silent)
+  cache="$CARGO_TARGET_DIR/wasm-opt-cache"
+  mkdir -p "$cache"
+  key=$(sha256sum "$wasm" | cut -c1-32)
+  if [ ! -f "$cache/$key.wasm" ]; then
+    echo "build-wasm: wasm-opt -Oz (a few minutes)"
+    runtime-wasm/tools/node_modules/.bin/wasm-opt -Oz --all-features "$wasm" -o "$cache/$key.tmp"
+    mv "$cache/$key.tmp" "$cache/$key.wasm"
+  fi
+  cp "$cache/$key.wasm" "$wasm"
+fi
 cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,index.d.ts,package.json,README.md} "$out/"
 raw=$(stat -c %s "$out/ebm_runtime_bg.wasm")
 gz=$(gzip -9 -c "$out/ebm_runtime_bg.wasm" | wc -c)

@@ -50,17 +50,20 @@ async function newInstance(wasmUrl) {
   return { glue, alive: true };
 }
 
-// Decides between WebGPU and the CPU before the wasm side touches WebGPU, so that a browser
-// without it gets a clear reason.
-async function webgpuUnavailableReason() {
+// Probes WebGPU before the wasm side touches it, so that a browser without it gets a clear
+// reason, and names the adapter (wgpu cannot see the browser's adapter info).
+async function probeWebgpu() {
   if (typeof navigator === 'undefined' || !('gpu' in navigator) || !navigator.gpu) {
-    return 'this browser has no navigator.gpu';
+    return { reason: 'this browser has no navigator.gpu' };
   }
   try {
     const adapter = await navigator.gpu.requestAdapter();
-    return adapter ? null : 'navigator.gpu.requestAdapter() found no adapter';
+    if (!adapter) return { reason: 'navigator.gpu.requestAdapter() found no adapter' };
+    const info = adapter.info ?? {};
+    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+    return { reason: null, name };
   } catch (error) {
-    return `requestAdapter failed: ${error.message ?? error}`;
+    return { reason: `requestAdapter failed: ${error.message ?? error}` };
   }
 }
 
@@ -129,8 +132,9 @@ export class EbmRuntime {
     const instance = await newInstance(this.wasmUrl);
     let device = this.preference;
     let fallbackReason = null;
+    let adapterName = '';
     if (device !== 'cpu') {
-      fallbackReason = await webgpuUnavailableReason();
+      ({ reason: fallbackReason, name: adapterName = '' } = await probeWebgpu());
       if (fallbackReason && device === 'webgpu') throw new EbmError('no-webgpu', `WebGPU is not available: ${fallbackReason}`);
       if (fallbackReason) device = 'cpu';
     }
@@ -143,6 +147,7 @@ export class EbmRuntime {
     this.instance = { ...instance, runtime };
     this.backend = JSON.parse(runtime.backendJson());
     if (fallbackReason) this.backend.fallbackReason = `WebGPU is not available: ${fallbackReason}`;
+    if (this.backend.adapter && !this.backend.adapter.name) this.backend.adapter.name = adapterName;
     for (const model of this.models) model.attach(this);
   }
 
