@@ -26,10 +26,14 @@ if [ "${EBM_WASM_OPT:-1}" = 1 ]; then
   (cd runtime-wasm/tools && npm ci --no-audit --no-fund --silent)
   cache="$CARGO_TARGET_DIR/wasm-opt-cache"
   mkdir -p "$cache"
-  key=$(sha256sum "$wasm" | cut -c1-32)
+  # Exactly the features rustc enabled (its target_features section); --all-features would
+  # also allow encodings browsers reject.
+  features="--enable-bulk-memory --enable-bulk-memory-opt --enable-call-indirect-overlong --enable-multivalue
+    --enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext --enable-simd"
+  key=$( (sha256sum "$wasm"; echo $features) | sha256sum | cut -c1-32)
   if [ ! -f "$cache/$key.wasm" ]; then
     echo "build-wasm: wasm-opt -Oz (a few minutes)"
-    runtime-wasm/tools/node_modules/.bin/wasm-opt -Oz --all-features "$wasm" -o "$cache/$key.tmp"
+    runtime-wasm/tools/node_modules/.bin/wasm-opt -Oz $features "$wasm" -o "$cache/$key.tmp"
     mv "$cache/$key.tmp" "$cache/$key.wasm"
   fi
   cp "$cache/$key.wasm" "$wasm"

@@ -58,6 +58,8 @@ class WorkerRuntime {
 
   destroyDeviceForTesting() { return this.request({ op: 'destroyDevice' }); }
 
+  panicForTesting({ later = false } = {}) { return this.request({ op: 'panic', later }); }
+
   /** Stops the worker. */
   terminate() { this.worker.terminate(); }
 }

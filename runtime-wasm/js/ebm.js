@@ -144,11 +144,33 @@ export class EbmRuntime {
     } catch (error) {
       throw wrapError(error, instance);
     }
-    this.instance = { ...instance, runtime };
+    this.instance = { ...instance, runtime, pending: new Set() };
+    this.watchForCrashes();
     this.backend = JSON.parse(runtime.backendJson());
     if (fallbackReason) this.backend.fallbackReason = `WebGPU is not available: ${fallbackReason}`;
     if (this.backend.adapter && !this.backend.adapter.name) this.backend.adapter.name = adapterName;
     for (const model of this.models) model.attach(this);
+  }
+
+  // A panic inside asynchronous wasm work traps in a callback of wasm-bindgen's task queue,
+  // not in the caller's promise chain: it surfaces as a global error. Fail the calls in flight
+  // instead of leaving their promises hanging.
+  watchForCrashes() {
+    if (this.crashWatcher || typeof globalThis.addEventListener !== 'function') return;
+    const onCrash = (raw) => {
+      if (!(raw instanceof WebAssembly.RuntimeError) || !this.instance?.alive) return false;
+      const instance = this.instance;
+      instance.alive = false;
+      const error = wrapError(raw, instance);
+      for (const reject of instance.pending) reject(error);
+      instance.pending.clear();
+      return true;
+    };
+    this.crashWatcher = {
+      error: (event) => { if (onCrash(event.error)) event.preventDefault(); },
+      unhandledrejection: (event) => { if (onCrash(event.reason)) event.preventDefault(); },
+    };
+    for (const [name, listener] of Object.entries(this.crashWatcher)) globalThis.addEventListener(name, listener);
   }
 
   async ensureAlive() {
@@ -160,12 +182,17 @@ export class EbmRuntime {
   async call(body) {
     await this.ensureAlive();
     const instance = this.instance;
+    let reject;
+    const crashed = new Promise((_, r) => { reject = r; });
+    instance.pending.add(reject);
     try {
-      return await body(instance);
+      return await Promise.race([body(instance), crashed]);
     } catch (raw) {
       const error = wrapError(raw, instance);
       if (error.code === 'crashed' || error.code === 'device-lost') instance.alive = false;
       throw error;
+    } finally {
+      instance.pending.delete(reject);
     }
   }
 
@@ -180,6 +207,16 @@ export class EbmRuntime {
     await this.call(async () => model.attach(this));
     this.models.add(model);
     return model;
+  }
+
+  /** Makes the wasm instance panic, to test crash recovery. */
+  panicForTesting() {
+    return this.call(async (instance) => instance.runtime.panicForTesting());
+  }
+
+  /** Makes asynchronous wasm work panic, to test that no promise hangs on a crash. */
+  panicLaterForTesting() {
+    return this.call(async (instance) => instance.runtime.panicLaterForTesting());
   }
 
   /** Destroys the WebGPU device, to test device-loss recovery. */

@@ -53,6 +53,9 @@ self.onmessage = async ({ data }) => {
       models.get(data.model)?.dispose();
       models.delete(data.model);
       reply(id, { ok: true });
+    } else if (op === 'panic') {
+      await (data.later ? runtime.panicLaterForTesting() : runtime.panicForTesting());
+      reply(id, { ok: true });
     } else if (op === 'destroyDevice') {
       runtime.destroyDeviceForTesting();
       reply(id, { ok: true });

@@ -227,6 +227,22 @@ impl Runtime {
         Ok(LoadedModel { inner: Rc::new((model, self.backend.clone())) })
     }
 
+    /// Panics, to exercise the wrapper's crash recovery in tests (a panic aborts the instance).
+    #[wasm_bindgen(js_name = panicForTesting)]
+    pub fn panic_for_testing(&self) {
+        panic!("deliberate panic for testing");
+    }
+
+    /// Panics inside a running promise (after a macrotask), to test that a crash in the middle
+    /// of asynchronous work still settles the caller's promise.
+    #[wasm_bindgen(js_name = panicLaterForTesting)]
+    pub fn panic_later_for_testing(&self) -> Promise {
+        future_to_promise(async {
+            next_macrotask().await;
+            panic!("deliberate asynchronous panic for testing");
+        })
+    }
+
     /// Destroys the WebGPU device, to exercise device-loss handling in tests.
     #[wasm_bindgen(js_name = destroyDeviceForTesting)]
     pub fn destroy_device_for_testing(&self) {

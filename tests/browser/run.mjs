@@ -210,6 +210,14 @@ async function main() {
     const recovered = await sampleInPage(page, { count: 2, steps: 2 });
     check('webgpu: the next call recovers with a fresh runtime', recovered.count === 2 && stats(recovered.values).std > 0.05, `backend ${recovered.backend}`);
 
+    // A panic inside the wasm instance: a typed error with the panic's message, then recovery.
+    const crash = await errorOf(page, 'window.demo.state.runtime.panicForTesting()');
+    check('webgpu: a panic in the runtime is a crashed error carrying its message', crash?.code === 'crashed' && /deliberate panic for testing/.test(crash.message), JSON.stringify(crash));
+    const asyncCrash = await errorOf(page, 'window.demo.state.runtime.panicForTesting({ later: true })');
+    check('webgpu: a panic inside asynchronous work rejects the call instead of hanging', asyncCrash?.code === 'crashed' && /asynchronous panic/.test(asyncCrash.message), JSON.stringify(asyncCrash));
+    const afterCrash = await sampleInPage(page, { count: 2, steps: 2 });
+    check('webgpu: the next call after a crash works again', afterCrash.count === 2 && stats(afterCrash.values).std > 0.05, `backend ${afterCrash.backend}`);
+
     // A corrupted model file (one flipped byte) and a truncated one give readable errors in the page.
     const good = await readFile(join(www, 'models', 'mnist-shortrun.ebm'));
     const flipped = Buffer.from(good); flipped[flipped.length >> 1] ^= 0x5a;
