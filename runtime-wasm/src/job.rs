@@ -96,10 +96,15 @@ pub trait Host {
     fn progress(&mut self, progress: &Progress<'_>) -> Result<(), RuntimeError>;
     /// Lets the event loop run (abort signals, messages) between chunks.
     fn yield_now(&mut self) -> impl Future<Output = ()>;
+    /// A monotonic clock in milliseconds (sizes chunks when nobody watches progress).
+    fn now_ms(&self) -> f64;
 }
 
-/// Steps between checks for cancellation when nobody watches progress.
-const QUIET_CHUNK: usize = 8;
+/// When nobody watches progress, chunks grow or shrink so that each takes about this long:
+/// long enough that waiting on the device costs little, short enough to cancel promptly.
+const CHUNK_TARGET_MS: f64 = 100.0;
+/// The longest chunk, in steps.
+const MAX_CHUNK: usize = 64;
 
 /// The largest batch of the model that fits buffers of `max_buffer_bytes`, checked against
 /// `count`.
@@ -230,11 +235,13 @@ async fn drive(
     (offset, total): (usize, usize),
     host: &mut impl Host,
 ) -> Result<(), RuntimeError> {
-    let chunk = request.frame_every.unwrap_or(if host.wants_progress() { 1 } else { QUIET_CHUNK });
+    let fixed = request.frame_every.or(host.wants_progress().then_some(1));
+    let mut chunk = fixed.unwrap_or(1);
     while chain.remaining() > 0 {
         if host.cancelled() {
             return Err(RuntimeError::Cancelled);
         }
+        let started = host.now_ms();
         chain.advance(density, chunk, noise, |_| ControlFlow::Continue(()));
         let step = offset + chain.steps_done();
         // Reading something back is what waits for the device; the mean log-density is small.
@@ -245,6 +252,14 @@ async fn drive(
         backend.check_alive()?;
         if !log_density.is_finite() {
             return Err(RuntimeError::Diverged { steps: step });
+        }
+        if fixed.is_none() {
+            let elapsed = host.now_ms() - started;
+            if elapsed < CHUNK_TARGET_MS / 2.0 {
+                chunk = (chunk * 2).min(MAX_CHUNK);
+            } else if elapsed > CHUNK_TARGET_MS * 2.0 {
+                chunk = (chunk / 2).max(1);
+            }
         }
         if host.wants_progress() {
             let frame_due = request.frame_every.is_some_and(|every| step % every == 0 || chain.remaining() == 0);

@@ -195,6 +195,10 @@ impl Host for BrowserHost {
     async fn yield_now(&mut self) {
         next_macrotask().await;
     }
+
+    fn now_ms(&self) -> f64 {
+        js_sys::Date::now()
+    }
 }
 
 /// A compute device chosen for sampling.

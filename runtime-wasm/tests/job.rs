@@ -67,6 +67,10 @@ impl Host for Recorder {
     async fn yield_now(&mut self) {
         self.yields += 1;
     }
+
+    fn now_ms(&self) -> f64 {
+        0.0
+    }
 }
 
 fn request(task: Task) -> Request {
@@ -239,10 +243,52 @@ fn cascade_runs_every_grid_from_the_start_colours() {
             Ok(())
         }
         async fn yield_now(&mut self) {}
+        fn now_ms(&self) -> f64 {
+            0.0
+        }
     }
     let mut frames = Frames::default();
     let moving = Request { frame_every: Some(3), ..request(Task::Cascade { count: 2 }) };
     let out = block_on(run(&model, &backend, &moving, &mut frames)).expect("cascade");
     assert_eq!(frames.0, vec![(3, 9, 4), (6, 9, 16), (9, 9, 64)], "3 steps per grid, frames at each grid's size");
     assert!(out.values.iter().any(|&v| (v - 10.0).abs() > 0.1), "the chains moved away from the start");
+}
+
+/// Nobody watches progress: chunks double while the device answers quickly and halve when a
+/// chunk takes too long, so cancellation stays prompt on slow adapters.
+#[test]
+fn quiet_chunks_adapt_to_the_device_speed() {
+    use std::cell::Cell;
+    struct Quiet {
+        clock: Cell<f64>,
+        tick_ms: f64,
+        yields: usize,
+    }
+    impl Host for Quiet {
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn wants_progress(&self) -> bool {
+            false
+        }
+        fn progress(&mut self, _: &Progress<'_>) -> Result<(), RuntimeError> {
+            unreachable!("nobody listens")
+        }
+        async fn yield_now(&mut self) {
+            self.yields += 1;
+        }
+        fn now_ms(&self) -> f64 {
+            // Every reading advances the clock: one chunk takes `tick_ms`.
+            self.clock.set(self.clock.get() + self.tick_ms);
+            self.clock.get()
+        }
+    }
+    let backend = Backend::cpu(None);
+    let model = model(&backend.device);
+    let mut fast = Quiet { clock: Cell::new(0.0), tick_ms: 1.0, yields: 0 };
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1 }), &mut fast)).expect("run");
+    assert_eq!(fast.yields, 4, "12 steps in chunks of 1, 2, 4 and the last 5");
+    let mut slow = Quiet { clock: Cell::new(0.0), tick_ms: 500.0, yields: 0 };
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1 }), &mut slow)).expect("run");
+    assert_eq!(slow.yields, 12, "a slow device keeps one step per chunk");
 }
