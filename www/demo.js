@@ -92,7 +92,8 @@ async function loadModel(source, label) {
     updateOutputs();
     const started = performance.now();
     await model.warmUp();
-    $('status').textContent = `${label}: ${model.info.family}, ${model.info.channels}×${model.info.height}×${model.info.width}; warmed up in ${(performance.now() - started).toFixed(0)} ms. Press Generate.`;
+    const provenance = model.info.manifest.provenance ?? {};
+    $('status').textContent = `${label}: ${model.info.family}, ${model.info.channels}×${model.info.height}×${model.info.width}, trained ${provenance.iterations ?? '?'} iterations on ${provenance.dataset || 'unknown data'}; warmed up in ${(performance.now() - started).toFixed(0)} ms. Press Generate.`;
   } catch (error) {
     state.model = null;
     $('status').textContent = `could not load ${label}`;
@@ -109,7 +110,9 @@ async function generate() {
   const options = chainOptions();
   const started = performance.now();
   try {
-    const result = await state.model.sample({
+    // Multigrid models sample coarse to fine (1×1 → 4 → 16 → 64); the others in one chain.
+    const method = state.info.family === 'multigrid' ? 'cascade' : 'sample';
+    const result = await state.model[method]({
       ...options,
       count: COUNT,
       frameEvery: Math.max(1, Math.round(options.steps / 40)),

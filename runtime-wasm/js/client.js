@@ -1,5 +1,5 @@
 // The same API as ebm.js, running in a Web Worker so pages stay responsive.
-import { EbmError } from './ebm.js';
+import { EbmError, TaskMethods } from './ebm.js';
 
 export { EbmError };
 
@@ -82,10 +82,7 @@ class WorkerModel {
     return result;
   }
 
-  sample(options) { return this.run('sample', options); }
-  cascade(options) { return this.run('cascade', options); }
-  interpolate(options) { return this.run('interpolate', options); }
-  inpaint(options) { return this.run('inpaint', options); }
-  async warmUp() { await this.run('sample', { count: 1, steps: 2 }); }
   dispose() { return this.client.request({ op: 'dispose', model: this.handle }); }
 }
+
+Object.assign(WorkerModel.prototype, TaskMethods);

@@ -225,6 +225,20 @@ export class EbmRuntime {
   }
 }
 
+// The task entry points every model handle offers, on top of its own `run(task, options)`.
+export const TaskMethods = {
+  /** Short-run synthesis from the model's chain start. */
+  sample(options) { return this.run('sample', options); },
+  /** Multigrid cascade: a 1×1 start up-scaled through every grid's chain (1 → 4 → 16 → 64). */
+  cascade(options) { return this.run('cascade', options); },
+  /** Noise-free images along z_ρ = ρ·z₁ + √(1−ρ²)·z₂. */
+  interpolate(options) { return this.run('interpolate', options); },
+  /** Fills in the masked pixels of `image`; the others never move. */
+  inpaint(options) { return this.run('inpaint', options); },
+  /** Compiles the shaders and allocates buffers with one small chain. */
+  async warmUp() { await this.run('sample', { count: 1, steps: 2 }); },
+};
+
 export class EbmModel {
   constructor(bytes) {
     this.bytes = bytes;
@@ -253,21 +267,6 @@ export class EbmModel {
     return result;
   }
 
-  /** Short-run synthesis from the model's chain start. */
-  sample(options) { return this.run('sample', options); }
-
-  /** Multigrid cascade: a 1×1 start up-scaled through every grid's chain (1 → 4 → 16 → 64). */
-  cascade(options) { return this.run('cascade', options); }
-
-  /** Noise-free images along z_ρ = ρ·z₁ + √(1−ρ²)·z₂. */
-  interpolate(options) { return this.run('interpolate', options); }
-
-  /** Fills in the masked pixels of `image`; the others never move. */
-  inpaint(options) { return this.run('inpaint', options); }
-
-  /** Compiles the shaders and allocates buffers with one small chain. */
-  async warmUp() { await this.run('sample', { count: 1, steps: 2 }); }
-
   /** Frees the model's memory. */
   dispose() {
     this.runtime?.models.delete(this);
@@ -275,3 +274,5 @@ export class EbmModel {
     this.handle = null;
   }
 }
+
+Object.assign(EbmModel.prototype, TaskMethods);

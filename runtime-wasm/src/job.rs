@@ -162,12 +162,10 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     }
     let device = &backend.device;
     let mut rng = HostRng::new(request.seed);
-    if let Task::Cascade { count } = request.task {
-        return run_cascade(model, backend, request, count, &mut rng, host).await;
-    }
     let (stack, polarity) = energy_net(model)?;
     let mut config = chain_config(model, &request.overrides)?;
     let (start, frozen) = match &request.task {
+        Task::Cascade { count } => return run_cascade(model, backend, request, *count, &mut rng, host).await,
         Task::Synthesis { count } => {
             check_batch(model, *count, backend.info.max_buffer_bytes)?;
             (synthesis_start(model, *count, &mut rng, device)?, None)
@@ -182,7 +180,6 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
             let task = inpainting(model, images, missing, *count, &mut rng, device)?;
             (task.start, Some(task.frozen))
         }
-        Task::Cascade { .. } => unreachable!("handled above"),
     };
     let density = NetDensity { stack, polarity };
     let mut noise = DeviceNoise::seeded(device, rng.fork_seed());

@@ -21,7 +21,9 @@ const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const NATIVE = { count: 4, seed: 7, steps: 10 };
 
 function serve() {
-  return serveStatic({ '/': www, '/fixtures/': fixtures });
+  // The benchmark's TensorFlow.js reference, when installed (tests/browser/tfjs).
+  const tfjs = new URL('./tfjs/node_modules/', import.meta.url).pathname;
+  return serveStatic({ '/': www, '/fixtures/': fixtures, '/tfjs/': tfjs });
 }
 
 function readNpy(bytes) {
