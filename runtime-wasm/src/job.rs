@@ -259,7 +259,7 @@ async fn drive(
             }
         }
         if host.wants_progress() {
-            let frame_due = request.frame_every.is_some_and(|every| step % every == 0 || chain.remaining() == 0);
+            let frame_due = request.frame_every.is_some_and(|every| step.is_multiple_of(every) || chain.remaining() == 0);
             let frame = if frame_due { Some(read_images(model, chain.state().clone(), step).await?) } else { None };
             host.progress(&Progress { step, total, log_density, frame: frame.as_ref() })?;
         }

@@ -422,7 +422,7 @@ mod tests {
         let base = LangevinConfig::short_run(10);
         let bad = Overrides { noise: Some(f64::NAN), ..Overrides::default() };
         assert!(matches!(bad.apply(base), Err(GenerateError::Setting { name: "noise", .. })));
-        let good = Overrides { steps: Some(3), noise_free: true, ..Overrides::default() }.apply(base).unwrap();
+        let good = Overrides { steps: Some(3), noise_free: true, ..Overrides::default() }.apply(base).expect("valid overrides");
         assert_eq!((good.steps, good.noise), (3, 0.0));
     }
 }
