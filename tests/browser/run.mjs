@@ -252,6 +252,21 @@ async function main() {
     });
     check('no-webgpu: asking for WebGPU explicitly is a typed error', forced?.code === 'no-webgpu', JSON.stringify(forced));
     check('no-webgpu: no uncaught errors in the page', pageErrors.length === 0, pageErrors.join(' | ') || 'none');
+
+    // The one-element embedding of the README.
+    const embed = await cpuBrowser.newPage();
+    await embed.goto(`${base}/embed.html`);
+    await embed.evaluate(() => document.querySelector('ebm-sampler').addEventListener('generated', (e) => { window.embedded = e.detail.count; }));
+    await embed.click('ebm-sampler button');
+    await embed.waitForFunction(() => window.embedded, null, { timeout: 120_000 });
+    const drawn = await embed.evaluate(() => {
+      const canvas = document.querySelector('ebm-sampler').shadowRoot.querySelector('canvas');
+      const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const levels = new Set();
+      for (let i = 0; i < pixels.length; i += 4) levels.add(pixels[i]);
+      return { width: canvas.width, height: canvas.height, levels: levels.size, status: document.querySelector('ebm-sampler').shadowRoot.querySelector('p').textContent };
+    });
+    check('embed: <ebm-sampler> draws a 4×4 grid of samples', drawn.width === 4 * 33 - 1 && drawn.height === 4 * 33 - 1 && drawn.levels > 50, JSON.stringify(drawn));
   } finally {
     await cpuBrowser.close();
   }
