@@ -92,6 +92,10 @@ export interface ChainOptions {
 export interface SampleOptions extends ChainOptions {
   /** Images (default 16). */
   count?: number;
+  /** A canvas other than the training size (both or neither; `sample` only, nets without
+   *  dense layers only — e.g. a FRAME texture larger than its training image). */
+  width?: number;
+  height?: number;
 }
 
 export interface InterpolateOptions extends ChainOptions {

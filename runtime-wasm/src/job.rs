@@ -6,7 +6,7 @@ use core::ops::ControlFlow;
 
 use burn::prelude::*;
 use shared::file::Model;
-use shared::generate::{Chain, GenerateError, Overrides, batch_shape, cascade_grids, cascade_start, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
+use shared::generate::{Chain, GenerateError, Overrides, batch_shape, canvas_shape, cascade_grids, cascade_start, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
 use shared::rng::HostRng;
 use shared::sampler::{DeviceNoise, NetDensity, upscale};
 
@@ -23,6 +23,9 @@ pub enum Task {
     Synthesis {
         /// Images.
         count: usize,
+        /// `[height, width]` of a canvas other than the training size (nets without dense
+        /// layers only: a FRAME texture can be sampled larger than its training image).
+        size: Option<[usize; 2]>,
     },
     /// `pairs` rows of `points` noise-free images along `z_ρ = ρ·z₁ + √(1−ρ²)·z₂`.
     Interpolation {
@@ -106,10 +109,11 @@ const CHUNK_TARGET_MS: f64 = 100.0;
 /// The longest chunk, in steps.
 const MAX_CHUNK: usize = 64;
 
-/// The largest batch of the model that fits buffers of `max_buffer_bytes`, checked against
-/// `count`.
-pub fn check_batch(model: &Model, count: usize, max_buffer_bytes: u64) -> Result<(), RuntimeError> {
-    let per_image = largest_activation(model)? as u64 * 4;
+/// Checks that a batch of `shape` (`[N, C, H, W]`) fits buffers of `max_buffer_bytes`;
+/// the error names the largest batch that does.
+pub fn check_batch(model: &Model, shape: [usize; 4], max_buffer_bytes: u64) -> Result<(), RuntimeError> {
+    let [count, _, height, width] = shape;
+    let per_image = largest_activation(model, [height, width])? as u64 * 4;
     let max_count = ((max_buffer_bytes / per_image.max(1)) as usize).min(MAX_IMAGES);
     if count > max_count {
         const MIB: f64 = 1024.0 * 1024.0;
@@ -123,10 +127,15 @@ pub fn check_batch(model: &Model, count: usize, max_buffer_bytes: u64) -> Result
     Ok(())
 }
 
-/// Values per image of the largest tensor the energy nets hold (input or any layer output).
-fn largest_activation(model: &Model) -> Result<usize, RuntimeError> {
+/// Values per image of the largest tensor the energy nets hold (input or any layer output)
+/// on a `[height, width]` canvas (the training size for nets that only take that).
+fn largest_activation(model: &Model, [height, width]: [usize; 2]) -> Result<usize, RuntimeError> {
     let mut largest = 0;
-    for named in model.manifest.model.stacks().map_err(|e| RuntimeError::Model(e.into()))? {
+    let data = &model.manifest.data;
+    for mut named in model.manifest.model.stacks().map_err(|e| RuntimeError::Model(e.into()))? {
+        if [named.spec.input[1], named.spec.input[2]] == [data.height, data.width] {
+            named.spec.input = [named.spec.input[0], height, width];
+        }
         let input = named.spec.input;
         largest = largest.max(input.iter().product());
         for shape in named.spec.shapes().map_err(|e| RuntimeError::Model(e.into()))? {
@@ -166,17 +175,21 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let mut config = chain_config(model, &request.overrides)?;
     let (start, frozen) = match &request.task {
         Task::Cascade { count } => return run_cascade(model, backend, request, *count, &mut rng, host).await,
-        Task::Synthesis { count } => {
-            check_batch(model, *count, backend.info.max_buffer_bytes)?;
-            (synthesis_start(model, *count, &mut rng, device)?, None)
+        Task::Synthesis { count, size } => {
+            let shape = match size {
+                Some(size) => canvas_shape(model, *count, *size)?,
+                None => batch_shape(model, *count),
+            };
+            check_batch(model, shape, backend.info.max_buffer_bytes)?;
+            (synthesis_start(model, shape, &mut rng, device)?, None)
         }
         Task::Interpolation { pairs, points } => {
-            check_batch(model, pairs.saturating_mul(*points), backend.info.max_buffer_bytes)?;
+            check_batch(model, batch_shape(model, pairs.saturating_mul(*points)), backend.info.max_buffer_bytes)?;
             config = config.noise_free();
             (interpolation_starts(model, *pairs, *points, &mut rng, device)?, None)
         }
         Task::Inpainting { images, missing, count } => {
-            check_batch(model, *count, backend.info.max_buffer_bytes)?;
+            check_batch(model, batch_shape(model, *count), backend.info.max_buffer_bytes)?;
             let task = inpainting(model, images, missing, *count, &mut rng, device)?;
             (task.start, Some(task.frozen))
         }
@@ -189,14 +202,13 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let steps = chain.steps_done();
     let images = read_images(model, chain.into_state(), steps).await?;
     backend.check_alive()?;
-    debug_assert_eq!(images.shape[1..], batch_shape(model, 1)[1..]);
     Ok(images)
 }
 
 /// The multigrid cascade: a 1×1 start, then every grid's chain on the up-scaled result of the
 /// previous one. Progress counts steps over all grids; frames have the current grid's size.
 async fn run_cascade(model: &Model, backend: &Backend, request: &Request, count: usize, rng: &mut HostRng, host: &mut impl Host) -> Result<Images, RuntimeError> {
-    check_batch(model, count, backend.info.max_buffer_bytes)?;
+    check_batch(model, batch_shape(model, count), backend.info.max_buffer_bytes)?;
     let grids = cascade_grids(model, &request.overrides)?;
     let device = &backend.device;
     let mut x = cascade_start(model, count, rng, device)?;

@@ -103,10 +103,20 @@ fn describe(value: &JsValue) -> String {
     value.as_string().map(|s| format!("\"{s}\"")).unwrap_or_else(|| format!("{:?}", value))
 }
 
+/// `width` and `height` together ask for a canvas other than the training size.
+fn canvas(options: &JsValue) -> Result<Option<[usize; 2]>, RuntimeError> {
+    let side = |name| integer(options, name, 16_384.0).map(|v| v.map(|v| v as usize));
+    match (side("height")?, side("width")?) {
+        (None, None) => Ok(None),
+        (Some(height), Some(width)) => Ok(Some([height, width])),
+        _ => Err(option_error("width", "width and height go together")),
+    }
+}
+
 /// Parses a request; `task` is `"sample"`, `"cascade"`, `"interpolate"` or `"inpaint"`.
 fn parse_request(task: &str, options: &JsValue) -> Result<Request, RuntimeError> {
     let task = match task {
-        "sample" => Task::Synthesis { count: count(options, "count", 16)? },
+        "sample" => Task::Synthesis { count: count(options, "count", 16)?, size: canvas(options)? },
         "cascade" => Task::Cascade { count: count(options, "count", 16)? },
         "interpolate" => Task::Interpolation { pairs: count(options, "pairs", 1)?, points: count(options, "points", 8)? },
         "inpaint" => {

@@ -9,7 +9,7 @@ use runtime_wasm::RuntimeError;
 use runtime_wasm::backend::{Backend, Preference, select};
 use runtime_wasm::job::{Host, Progress, Request, Task, check_batch, run};
 use shared::file::{DataSpec, Manifest, Model, Normalization, Provenance, SamplerDefaults};
-use shared::generate::{GenerateError, Overrides, energy_net, generate, synthesis_start};
+use shared::generate::{GenerateError, Overrides, batch_shape, energy_net, generate, synthesis_start};
 use shared::nets::{ModelSpec, ShortRunConfig};
 use shared::rng::HostRng;
 use shared::sampler::{ChainInit, LangevinConfig};
@@ -82,12 +82,12 @@ fn noise_free_synthesis_equals_the_trainers_path() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
     let overrides = Overrides { noise_free: true, step_size: Some(50.0), ..Overrides::default() };
-    let noise_free = Request { overrides, ..request(Task::Synthesis { count: 3 }) };
+    let noise_free = Request { overrides, ..request(Task::Synthesis { count: 3, size: None }) };
     let images = block_on(run(&model, &backend, &noise_free, &mut Recorder::default())).expect("run");
 
     // The trainer's `sample --noise-free`: the same start from the same seed, one long chain.
     let (stack, polarity) = energy_net(&model).expect("energy net");
-    let start = synthesis_start(&model, 3, &mut HostRng::new(5), &backend.device).expect("start");
+    let start = synthesis_start(&model, batch_shape(&model, 3), &mut HostRng::new(5), &backend.device).expect("start");
     let config = overrides.apply(model.manifest.sampler.langevin[0]).expect("config");
     let expected = generate(stack, polarity, start.clone(), &config).into_data().try_to_vec::<f32>().expect("f32");
     let start = start.into_data().try_to_vec::<f32>().expect("f32");
@@ -105,14 +105,14 @@ fn progress_reports_every_step_with_frames_on_schedule() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
     let mut host = Recorder::default();
-    let framed = Request { frame_every: Some(5), ..request(Task::Synthesis { count: 2 }) };
+    let framed = Request { frame_every: Some(5), ..request(Task::Synthesis { count: 2, size: None }) };
     block_on(run(&model, &backend, &framed, &mut host)).expect("run");
     assert_eq!(host.steps, vec![5, 10, 12], "chunks of frame_every steps, the last one short");
     assert_eq!(host.frames, vec![(5, [2, 1, 16, 16]), (10, [2, 1, 16, 16]), (12, [2, 1, 16, 16])]);
     assert_eq!(host.yields, 3, "the event loop gets a turn after every chunk");
 
     let mut host = Recorder::default();
-    block_on(run(&model, &backend, &request(Task::Synthesis { count: 2 }), &mut host)).expect("run");
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 2, size: None }), &mut host)).expect("run");
     assert_eq!(host.steps, (1..=12).collect::<Vec<_>>(), "without frames, progress after every step");
 }
 
@@ -121,7 +121,7 @@ fn cancellation_stops_between_chunks() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
     let mut host = Recorder { cancel_after: Some(4), ..Recorder::default() };
-    let result = block_on(run(&model, &backend, &request(Task::Synthesis { count: 2 }), &mut host));
+    let result = block_on(run(&model, &backend, &request(Task::Synthesis { count: 2, size: None }), &mut host));
     assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
     assert_eq!(host.steps, vec![1, 2, 3, 4]);
 }
@@ -161,18 +161,18 @@ fn batches_beyond_the_buffer_limit_are_refused_with_the_limit() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
     // The largest activation of this net is its 4×16×16 first layer (1024 values, 4 KiB).
-    check_batch(&model, 10, 40 * 1024).expect("10 images of 4 KiB fit in 40 KiB");
-    let error = check_batch(&model, 11, 40 * 1024).expect_err("11 do not");
+    check_batch(&model, batch_shape(&model, 10), 40 * 1024).expect("10 images of 4 KiB fit in 40 KiB");
+    let error = check_batch(&model, batch_shape(&model, 11), 40 * 1024).expect_err("11 do not");
     assert!(matches!(error, RuntimeError::BatchTooLarge { count: 11, max_count: 10, .. }), "{error}");
     assert!(error.to_string().contains("ask for at most 10"), "{error}");
-    assert!(check_batch(&model, 2000, u64::MAX).is_err(), "a hard cap applies whatever the backend");
+    assert!(check_batch(&model, batch_shape(&model, 2000), u64::MAX).is_err(), "a hard cap applies whatever the backend");
 }
 
 #[test]
 fn settings_and_devices_are_validated() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
-    let bad = Request { overrides: Overrides { step_size: Some(-1.0), ..Overrides::default() }, ..request(Task::Synthesis { count: 1 }) };
+    let bad = Request { overrides: Overrides { step_size: Some(-1.0), ..Overrides::default() }, ..request(Task::Synthesis { count: 1, size: None }) };
     let error = block_on(run(&model, &backend, &bad, &mut Recorder::default())).expect_err("negative step");
     assert!(error.to_string().contains("step size = -1"), "{error}");
     let error = block_on(run(&model, &backend, &request(Task::Interpolation { pairs: 1, points: 1 }), &mut Recorder::default())).expect_err("one point");
@@ -286,9 +286,50 @@ fn quiet_chunks_adapt_to_the_device_speed() {
     let backend = Backend::cpu(None);
     let model = model(&backend.device);
     let mut fast = Quiet { clock: Cell::new(0.0), tick_ms: 1.0, yields: 0 };
-    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1 }), &mut fast)).expect("run");
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1, size: None }), &mut fast)).expect("run");
     assert_eq!(fast.yields, 4, "12 steps in chunks of 1, 2, 4 and the last 5");
     let mut slow = Quiet { clock: Cell::new(0.0), tick_ms: 500.0, yields: 0 };
-    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1 }), &mut slow)).expect("run");
+    block_on(run(&model, &backend, &request(Task::Synthesis { count: 1, size: None }), &mut slow)).expect("run");
     assert_eq!(slow.yields, 12, "a slow device keeps one step per chunk");
+}
+
+fn frame_model(device: &Device, kind: shared::nets::FrameKind) -> Model {
+    use shared::nets::FrameNetConfig;
+    let config = FrameNetConfig::new().with_kind(kind).with_image_size(24).with_layers(2).with_width_divisor(10);
+    let manifest = Manifest {
+        model: ModelSpec::Frame(config),
+        data: DataSpec { channels: 3, height: 24, width: 24, range: [-128.0, 128.0], normalization: Normalization::MeanSubtracted { mean: vec![120.0, 110.0, 100.0] } },
+        sampler: SamplerDefaults { init: ChainInit::Zeros, langevin: vec![LangevinConfig::delta(12, 0.3, 1.0)], mala: None },
+        provenance: Provenance { dataset: "runtime test".into(), iterations: 0, seed: 3, git_revision: None, created_by: "tests".into() },
+    };
+    Model::init(manifest, device).expect("FRAME model")
+}
+
+/// A texture net (convolutional only) samples canvases of any size; an object net (dense top)
+/// and empty canvases are refused with the reason.
+#[test]
+fn texture_models_sample_canvases_larger_than_their_training_image() {
+    use shared::nets::FrameKind;
+    let backend = Backend::cpu(None);
+    let texture = frame_model(&backend.device, FrameKind::Texture);
+    let wide = Task::Synthesis { count: 1, size: Some([48, 72]) };
+    let out = block_on(run(&texture, &backend, &request(wide), &mut Recorder::default())).expect("large canvas");
+    assert_eq!(out.shape, [1, 3, 48, 72]);
+    assert_eq!(out.rgba.len(), 48 * 72 * 4);
+    assert!(out.values.iter().any(|&v| v != 0.0), "the chain moved from its zero start");
+
+    let empty = Task::Synthesis { count: 1, size: Some([0, 8]) };
+    let error = block_on(run(&texture, &backend, &request(empty), &mut Recorder::default())).expect_err("empty");
+    assert!(error.to_string().contains("0×8 canvas does not fit"), "{error}");
+
+    let object = frame_model(&backend.device, FrameKind::Object);
+    let error = block_on(run(&object, &backend, &request(Task::Synthesis { count: 1, size: Some([48, 48]) }), &mut Recorder::default())).expect_err("dense");
+    assert!(error.to_string().contains("dense layer"), "{error}");
+    // The batch limit follows the canvas: the largest tensor is the 3×24×24 input (the first
+    // layer's 10×8×8 output is smaller), so a 96×96 canvas needs 16 times the buffer.
+    let limit = 3 * 24 * 24 * 4 * 16;
+    check_batch(&texture, [16, 3, 24, 24], limit).expect("16 training-size images fit");
+    check_batch(&texture, [1, 3, 96, 96], limit).expect("one 96×96 canvas fits");
+    assert!(check_batch(&texture, [17, 3, 24, 24], limit).is_err());
+    assert!(check_batch(&texture, [2, 3, 96, 96], limit).is_err());
 }

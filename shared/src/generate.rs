@@ -12,7 +12,7 @@ use burn::prelude::*;
 use thiserror::Error;
 
 use crate::file::Model;
-use crate::layers::Stack;
+use crate::layers::{OpSpec, Stack, StackSpec};
 use crate::nets::{Polarity, Role};
 use crate::rng::HostRng;
 use crate::sampler::{LangevinConfig, LogDensity, NetDensity, NoiseSource, StepEvent, langevin};
@@ -65,6 +65,16 @@ pub enum GenerateError {
         height: usize,
         /// Width.
         width: usize,
+    },
+    /// A canvas size the model's nets cannot take.
+    #[error("a {height}×{width} canvas does not fit this model: {why}")]
+    Canvas {
+        /// Height asked for.
+        height: usize,
+        /// Width asked for.
+        width: usize,
+        /// Why not.
+        why: String,
     },
     /// Image values are not finite.
     #[error("{what} holds a non-finite value at index {index}")]
@@ -139,12 +149,30 @@ pub fn batch_shape(model: &Model, count: usize) -> [usize; 4] {
     [count, data.channels, data.height, data.width]
 }
 
-/// `count` chain starts from the model's initialisation, drawn from `rng`.
-pub fn synthesis_start(model: &Model, count: usize, rng: &mut HostRng, device: &Device) -> Result<Tensor<4>, GenerateError> {
-    if count == 0 {
+/// `[count, C, height, width]` for a canvas of another size than the training images, which
+/// only nets without dense layers accept (their energy sums over positions: FRAME textures).
+pub fn canvas_shape(model: &Model, count: usize, [height, width]: [usize; 2]) -> Result<[usize; 4], GenerateError> {
+    let channels = model.manifest.data.channels;
+    if height == 0 || width == 0 {
+        return Err(GenerateError::Canvas { height, width, why: "both sides must be at least 1".into() });
+    }
+    let specs = model.manifest.model.stacks().map_err(|e| GenerateError::Canvas { height, width, why: e.to_string() })?;
+    for named in specs.into_iter().filter(|s| matches!(s.role, Role::Energy(_))) {
+        if named.spec.layers.iter().any(|l| matches!(l.op, OpSpec::Dense { .. })) {
+            return Err(GenerateError::Canvas { height, width, why: format!("net \"{}\" has a dense layer, so it only takes its training size", named.name) });
+        }
+        let resized = StackSpec { input: [channels, height, width], ..named.spec };
+        resized.shapes().map_err(|e| GenerateError::Canvas { height, width, why: e.to_string() })?;
+    }
+    Ok([count, channels, height, width])
+}
+
+/// Chain starts of `shape` (`[N, C, H, W]`) from the model's initialisation, drawn from `rng`.
+pub fn synthesis_start(model: &Model, shape: [usize; 4], rng: &mut HostRng, device: &Device) -> Result<Tensor<4>, GenerateError> {
+    if shape[0] == 0 {
         return Err(GenerateError::NoImages);
     }
-    model.manifest.sampler.init.sample(batch_shape(model, count), rng, None, device).ok_or(GenerateError::StartsFromData)
+    model.manifest.sampler.init.sample(shape, rng, None, device).ok_or(GenerateError::StartsFromData)
 }
 
 /// Interpolation starts `z_ρ = ρ·z₁ + √(1−ρ²)·z₂` (short-run paper §4.1) for `points` values
@@ -255,7 +283,7 @@ pub fn inpainting(model: &Model, images: &[f32], missing: &[f32], count: usize, 
     check_images(model, "the mask", missing, count)?;
     let observed = Tensor::<4>::from_data(TensorData::new(images.to_vec(), shape), device);
     let frozen = Tensor::<4>::from_data(TensorData::new(missing.to_vec(), shape), device).equal_elem(0.0);
-    let noise = synthesis_start(model, count, rng, device)?;
+    let noise = synthesis_start(model, shape, rng, device)?;
     Ok(Inpainting { start: noise.mask_where(frozen.clone(), observed), frozen })
 }
 

@@ -246,6 +246,13 @@ async function main() {
     const badgeText = await page.locator('#backend').textContent();
     check('no-webgpu: the page falls back to the CPU and says why', badge === 'cpu' && /fallback: WebGPU is not available/.test(badgeText), `${badgeText} (navigator.gpu ${hasGpu ? 'present without an adapter' : 'absent'})`);
     report.cpu = await commonChecks('cpu', page, native, 1e-4);
+    const canvas = await page.evaluate(async () => {
+      const r = await window.demo.state.model.sample({ count: 1, steps: 3, width: 48, height: 40 });
+      return [r.count, r.channels, r.height, r.width, r.rgba.length];
+    });
+    check('cpu: a convolutional net samples a canvas larger than its training images', JSON.stringify(canvas) === JSON.stringify([1, 1, 40, 48, 40 * 48 * 4]), JSON.stringify(canvas));
+    const half = await errorOf(page, 'window.demo.state.model.sample({ width: 48 })');
+    check('cpu: width without height is a typed error', half?.code === 'invalid-option', JSON.stringify(half));
     const forced = await page.evaluate(async () => {
       const { createRuntime } = await import('./pkg/ebm.js');
       try { await createRuntime({ device: 'webgpu' }); return null; } catch (error) { return { code: error.code, message: error.message }; }

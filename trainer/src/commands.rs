@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use burn::prelude::*;
 use shared::Stack;
 use shared::file::Model;
-use shared::generate::{Chain, generate, interpolation_starts, synthesis_start};
+use shared::generate::{Chain, batch_shape, generate, interpolation_starts, synthesis_start};
 use shared::nets::Polarity;
 use shared::rng::HostRng;
 use shared::sampler::{DeviceNoise, LangevinConfig, NetDensity};
@@ -29,7 +29,7 @@ pub struct Samples {
 pub fn sample(model: &Model, device: &Device, count: usize, config: &LangevinConfig, seed: u64, frame_every: Option<usize>) -> anyhow::Result<Samples> {
     let (stack, polarity) = energy_net(model)?;
     let mut rng = HostRng::new(seed);
-    let start = synthesis_start(model, count, &mut rng, device)?;
+    let start = synthesis_start(model, batch_shape(model, count), &mut rng, device)?;
     let density = NetDensity { stack, polarity };
     let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
     let mut chain = Chain::new(start, *config, None);
