@@ -41,7 +41,7 @@ if [ "${EBM_WASM_OPT:-1}" = 1 ]; then
   fi
   cp "$cache/$key.wasm" "$wasm"
 fi
-cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,index.d.ts,package.json,README.md} "$out/"
+cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,draw.js,index.d.ts,package.json,README.md} "$out/"
 raw=$(stat -c %s "$out/ebm_runtime_bg.wasm")
 gz=$(gzip -9 -c "$out/ebm_runtime_bg.wasm" | wc -c)
 echo "build-wasm: $out/ebm_runtime_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"

@@ -1,5 +1,6 @@
 // The demo page: everything heavy runs in a Web Worker through the runtime's worker client.
 import { createWorkerRuntime } from './pkg/client.js';
+import { drawGrid } from './pkg/draw.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -33,22 +34,6 @@ function showBackend() {
   const badge = $('backend');
   badge.dataset.state = state.runtime.backend.kind;
   badge.textContent = describeBackend(state.runtime.backend);
-}
-
-// Draws `images` (an Images batch) as a grid of `columns` on `canvas`.
-function drawGrid(canvas, images, columns) {
-  const { count, width, height, rgba } = images;
-  const rows = Math.ceil(count / columns);
-  const gap = 1;
-  canvas.width = columns * (width + gap) - gap;
-  canvas.height = rows * (height + gap) - gap;
-  const context = canvas.getContext('2d');
-  context.fillStyle = '#777';
-  context.fillRect(0, 0, canvas.width, canvas.height);
-  for (let n = 0; n < count; n++) {
-    const one = new ImageData(rgba.slice(n * width * height * 4, (n + 1) * width * height * 4), width, height);
-    context.putImageData(one, (n % columns) * (width + gap), Math.floor(n / columns) * (height + gap));
-  }
 }
 
 const COUNT = 16;

@@ -2,6 +2,7 @@
 // pressing it samples `count` images (default 16) and draws the chain as it forms.
 // Attributes: model (URL, required), count, steps, seed, device (auto|webgpu|cpu), scale.
 import { createWorkerRuntime } from './client.js';
+import { drawGrid } from './draw.js';
 
 const runtimes = new Map(); // one worker per device preference, shared by all elements
 
@@ -32,17 +33,8 @@ class EbmSampler extends HTMLElement {
       const count = number('count', 16);
       const columns = Math.ceil(Math.sqrt(count));
       const draw = (images) => {
-        const { width, height, rgba } = images;
-        const gap = 1;
-        this.canvas.width = columns * (width + gap) - gap;
-        this.canvas.height = Math.ceil(count / columns) * (height + gap) - gap;
-        const scale = number('scale', 3);
-        this.canvas.style.width = `${this.canvas.width * scale}px`;
-        const context = this.canvas.getContext('2d');
-        for (let n = 0; n < images.count; n++) {
-          const one = new ImageData(rgba.slice(n * width * height * 4, (n + 1) * width * height * 4), width, height);
-          context.putImageData(one, (n % columns) * (width + gap), Math.floor(n / columns) * (height + gap));
-        }
+        drawGrid(this.canvas, images, columns);
+        this.canvas.style.width = `${this.canvas.width * number('scale', 3)}px`;
       };
       const options = { count, seed: number('seed', Date.now() % 100000), frameEvery: 2, onProgress: (e) => { if (e.images) draw(e.images); this.status.textContent = `step ${e.step}/${e.total}`; } };
       if (this.hasAttribute('steps')) options.steps = number('steps', 0);

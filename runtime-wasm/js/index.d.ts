@@ -142,3 +142,6 @@ export function createRuntime(options?: { device?: DevicePreference; wasmUrl?: s
 
 /** A runtime in a dedicated Web Worker; same API. */
 export function createWorkerRuntime(options?: { device?: DevicePreference; workerUrl?: string | URL }): Promise<EbmRuntime & { terminate(): void }>;
+
+/** Draws a batch on a canvas as a grid of `columns` (`draw.js`; pages only). */
+export function drawGrid(canvas: HTMLCanvasElement, images: Images, columns: number, gap?: number): void;
