@@ -1,10 +1,11 @@
 // The demo page: everything heavy runs in a Web Worker through the runtime's worker client.
 import { createWorkerRuntime } from './pkg/client.js';
 import { drawGrid } from './pkg/draw.js';
+import { EndlessTexture } from './texture.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { runtime: null, model: null, info: null, last: null, picked: null, mask: null, controller: null };
+const state = { runtime: null, model: null, info: null, last: null, picked: null, mask: null, controller: null, texture: null };
 // Tests and the benchmark read this.
 window.demo = { state, ready: null, generated: 0, errors: [] };
 
@@ -18,7 +19,8 @@ function showError(error) {
 function clearError() { $('error').hidden = true; }
 
 function setBusy(busy) {
-  for (const id of ['generate', 'interpolate', 'inpaint']) $(id).disabled = busy || !state.model;
+  for (const id of ['generate', 'interpolate', 'inpaint', 'texture-start']) $(id).disabled = busy || !state.model;
+  $('texture-extend').disabled = busy || !state.texture;
   $('stop').disabled = !busy;
 }
 
@@ -70,10 +72,12 @@ async function loadModel(source, label) {
     });
     state.model = model;
     state.info = model.info;
+    state.texture = null;
+    $('texture-section').hidden = !model.info.anySize;
     const d = model.info.defaults;
-    if (d.steps) $('steps').value = d.steps;
-    if (d.stepSize != null) $('step-size').value = d.stepSize;
-    if (d.noise != null) $('noise').value = d.noise;
+    fitSlider('steps', d.steps, 1);
+    fitSlider('step-size', d.stepSize);
+    fitSlider('noise', d.noise);
     updateOutputs();
     const started = performance.now();
     await model.warmUp();
@@ -197,9 +201,41 @@ async function inpaint() {
   }
 }
 
+// ---- endless texture (models whose net takes any canvas size) ----
+
+async function textureStep(first) {
+  clearError();
+  setBusy(true);
+  const started = performance.now();
+  try {
+    const { height, width } = state.info;
+    if (first) {
+      state.texture = new EndlessTexture(state.model, $('texture'), { height: 2 * height, width: 2 * width, strip: width, overlap: Math.ceil(width / 2), chain: chainOptions() });
+    }
+    const onProgress = (event) => { $('texture-status').textContent = `step ${event.step}/${event.total}`; };
+    await (first ? state.texture.start(onProgress) : state.texture.extend(onProgress));
+    $('texture-status').textContent = `${state.texture.width}×${state.texture.height} pixels (trained on ${width}×${height}); last strip in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    window.demo.texture = state.texture;
+  } catch (error) {
+    showError(error);
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** Sets a slider to a model's default, widening its range and step to suit the value. */
+function fitSlider(id, value, step) {
+  const slider = $(id);
+  if (value == null) return;
+  slider.dataset.max ??= slider.max;
+  slider.max = Math.max(Number(slider.dataset.max), 4 * value);
+  slider.step = step ?? (value > 0 ? value / 20 : slider.step);
+  slider.value = value;
+}
+
 function updateOutputs() {
   $('steps-out').textContent = $('steps').value;
-  $('step-size-out').textContent = Number($('step-size').value).toFixed(2);
+  $('step-size-out').textContent = Number($('step-size').value).toPrecision(3);
   $('noise-out').textContent = Number($('noise').value).toFixed(3);
 }
 
@@ -214,6 +250,13 @@ async function main() {
   $('stop').onclick = () => state.controller?.abort();
   $('interpolate').onclick = interpolate;
   $('inpaint').onclick = inpaint;
+  $('texture-start').onclick = () => textureStep(true);
+  $('texture-extend').onclick = () => textureStep(false);
+  $('texture-scroll').addEventListener('scroll', () => {
+    const box = $('texture-scroll');
+    // Near the right end: extend, unless a strip is already on its way.
+    if (state.texture && !$('texture-extend').disabled && box.scrollLeft + box.clientWidth >= box.scrollWidth - 16) textureStep(false);
+  });
   $('clear-mask').onclick = () => { if (state.mask) { state.mask.fill(0); drawSource(); } };
   $('source').addEventListener('pointerdown', paint);
   $('source').addEventListener('pointermove', paint);

@@ -255,6 +255,7 @@ export class EbmModel {
       throw wrapError(error, runtime.instance);
     }
     this.info = JSON.parse(this.handle.infoJson());
+    this.info.storedChains = this.handle.extraTensor('extra.chains');
   }
 
   async run(task, options = {}) {

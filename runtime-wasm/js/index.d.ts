@@ -42,6 +42,10 @@ export interface ModelInfo {
   defaults: { steps: number | null; stepSize: number | null; noise: number | null };
   /** The model file's full manifest (architecture, data, sampler, provenance). */
   manifest: unknown;
+  /** Whether canvases of other sizes can be sampled (`width`/`height` options): texture nets. */
+  anySize: boolean;
+  /** A texture model's persistent chains from training, `[M, C, H', W']` model-space values: samples to continue from. */
+  storedChains: { shape: number[]; values: Float32Array } | null;
 }
 
 /** A batch of images. */
@@ -112,6 +116,11 @@ export interface InpaintOptions extends ChainOptions {
   mask: Float32Array | Uint8Array | number[];
   /** Images (default 1). */
   count?: number;
+  /** Canvas size other than the training size (texture models; both or neither). */
+  width?: number;
+  height?: number;
+  /** Start the missing pixels from `image` instead of the model's initialisation. */
+  startFromImage?: boolean;
 }
 
 export interface LoadOptions {

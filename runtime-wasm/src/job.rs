@@ -47,6 +47,12 @@ pub enum Task {
         missing: Vec<f32>,
         /// Images.
         count: usize,
+        /// `[height, width]` of a canvas other than the training size (textures; see
+        /// [`Task::Synthesis`]).
+        size: Option<[usize; 2]>,
+        /// Start the free pixels from `images` instead of the model's initialisation (a texture
+        /// strip seeded with a tile, then blended into its frozen neighbours).
+        start_from_image: bool,
     },
 }
 
@@ -159,8 +165,18 @@ async fn read_images(model: &Model, tensor: Tensor<4>, steps: usize) -> Result<I
         return Err(RuntimeError::Diverged { steps });
     }
     let range = model.manifest.data.range.map(|v| v as f32);
-    let rgba = to_rgba(&values, shape, range);
+    // Mean-subtracted data is shown with its mean added back.
+    let (display, display_range) = model.manifest.data.display(&values, shape);
+    let rgba = to_rgba(&display, shape, display_range);
     Ok(Images { shape, values, rgba, range })
+}
+
+/// `[count, C, H, W]` at the training size or on a canvas of `size`.
+fn task_shape(model: &Model, count: usize, size: Option<[usize; 2]>) -> Result<[usize; 4], GenerateError> {
+    match size {
+        Some(size) => canvas_shape(model, count, size),
+        None => Ok(batch_shape(model, count)),
+    }
 }
 
 /// Runs `request` on `model` (loaded on `backend`'s device).
@@ -176,10 +192,7 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let (start, frozen) = match &request.task {
         Task::Cascade { count } => return run_cascade(model, backend, request, *count, &mut rng, host).await,
         Task::Synthesis { count, size } => {
-            let shape = match size {
-                Some(size) => canvas_shape(model, *count, *size)?,
-                None => batch_shape(model, *count),
-            };
+            let shape = task_shape(model, *count, *size)?;
             check_batch(model, shape, backend.info.max_buffer_bytes)?;
             (synthesis_start(model, shape, &mut rng, device)?, None)
         }
@@ -188,9 +201,10 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
             config = config.noise_free();
             (interpolation_starts(model, *pairs, *points, &mut rng, device)?, None)
         }
-        Task::Inpainting { images, missing, count } => {
-            check_batch(model, batch_shape(model, *count), backend.info.max_buffer_bytes)?;
-            let task = inpainting(model, images, missing, *count, &mut rng, device)?;
+        Task::Inpainting { images, missing, count, size, start_from_image } => {
+            let shape = task_shape(model, *count, *size)?;
+            check_batch(model, shape, backend.info.max_buffer_bytes)?;
+            let task = inpainting(model, images, missing, shape, *start_from_image, &mut rng, device)?;
             (task.start, Some(task.frozen))
         }
     };

@@ -122,7 +122,8 @@ fn parse_request(task: &str, options: &JsValue) -> Result<Request, RuntimeError>
         "inpaint" => {
             let images = floats(options, "image")?;
             let missing = floats(options, "mask")?;
-            Task::Inpainting { count: count(options, "count", 1)?, images, missing }
+            let start_from_image = flag(options, "startFromImage")?;
+            Task::Inpainting { count: count(options, "count", 1)?, images, missing, size: canvas(options)?, start_from_image }
         }
         other => return Err(option_error("task", format!("\"{other}\" is not one of sample, cascade, interpolate, inpaint"))),
     };
@@ -276,6 +277,21 @@ impl LoadedModel {
     #[wasm_bindgen(js_name = infoJson)]
     pub fn info_json(&self) -> String {
         model_info(&self.inner.0).to_string()
+    }
+
+    /// An extra tensor of the model file (`extra.chains`: a texture model's persistent chains;
+    /// `extra.start_colors`: multigrid start colours) as `{shape, values}`, or `null`.
+    #[wasm_bindgen(js_name = extraTensor)]
+    pub fn extra_tensor(&self, name: &str) -> JsValue {
+        let Some(tensor) = self.inner.0.extras.get(name) else { return JsValue::NULL };
+        let object = Object::new();
+        let shape = Array::new();
+        for &side in &tensor.shape {
+            shape.push(&(side as f64).into());
+        }
+        let _ = Reflect::set(&object, &"shape".into(), &shape);
+        let _ = Reflect::set(&object, &"values".into(), &Float32Array::from(tensor.values.as_slice()));
+        object.into()
     }
 
     /// Runs `task` (`"sample"`, `"cascade"`, `"interpolate"`, `"inpaint"`) with `options`; resolves to the

@@ -32,6 +32,8 @@ pub fn model_info(model: &Model) -> serde_json::Value {
         "width": manifest.data.width,
         "range": manifest.data.range,
         "grids": grids,
+        // Whether canvases of other sizes can be sampled (convolutional nets: textures).
+        "anySize": shared::generate::canvas_shape(model, 1, [manifest.data.height * 2, manifest.data.width * 2]).is_ok(),
         "defaults": {
             "steps": langevin.map(|l| l.steps),
             "stepSize": langevin.map(|l| l.step_size),

@@ -134,7 +134,7 @@ fn inpainting_moves_only_missing_pixels() {
     let images: Vec<f32> = (0..2 * 256).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
     // A 6×6 hole in each image.
     let missing: Vec<f32> = (0..2 * 256).map(|i| f32::from(u8::from((5..11).contains(&(i % 256 / 16)) && (5..11).contains(&(i % 16))))).collect();
-    let task = Task::Inpainting { images: images.clone(), missing: missing.clone(), count: 2 };
+    let task = Task::Inpainting { images: images.clone(), missing: missing.clone(), count: 2, size: None, start_from_image: false };
     let out = block_on(run(&model, &backend, &request(task), &mut Recorder::default())).expect("run");
     let (mut frozen_moved, mut free_moved) = (0, 0);
     for ((a, b), m) in out.values.iter().zip(&images).zip(&missing) {
@@ -147,11 +147,11 @@ fn inpainting_moves_only_missing_pixels() {
     assert_eq!(frozen_moved, 0, "observed pixels must never change");
     assert_eq!(free_moved, 2 * 36, "every missing pixel is re-sampled");
 
-    let wrong = Task::Inpainting { images: vec![0.0; 10], missing: vec![0.0; 10], count: 1 };
+    let wrong = Task::Inpainting { images: vec![0.0; 10], missing: vec![0.0; 10], count: 1, size: None, start_from_image: false };
     let error = block_on(run(&model, &backend, &request(wrong), &mut Recorder::default())).expect_err("wrong size");
     assert!(matches!(error, RuntimeError::Request(GenerateError::Length { expected: 256, found: 10, .. })), "{error}");
     assert_eq!(error.code(), "invalid-request");
-    let nan = Task::Inpainting { images: vec![f32::NAN; 256], missing: vec![0.0; 256], count: 1 };
+    let nan = Task::Inpainting { images: vec![f32::NAN; 256], missing: vec![0.0; 256], count: 1, size: None, start_from_image: false };
     let error = block_on(run(&model, &backend, &request(nan), &mut Recorder::default())).expect_err("NaN");
     assert!(error.to_string().contains("non-finite value at index 0"), "{error}");
 }
@@ -332,4 +332,45 @@ fn texture_models_sample_canvases_larger_than_their_training_image() {
     check_batch(&texture, [1, 3, 96, 96], limit).expect("one 96×96 canvas fits");
     assert!(check_batch(&texture, [17, 3, 24, 24], limit).is_err());
     assert!(check_batch(&texture, [2, 3, 96, 96], limit).is_err());
+}
+
+/// Extending a texture: an inpainting task on a canvas wider than the training image, with the
+/// known strip frozen. The known pixels come back unchanged, the new ones are sampled, and the
+/// pictures show the subtracted mean added back.
+#[test]
+fn texture_extension_keeps_the_known_strip_and_shows_the_mean() {
+    use shared::nets::FrameKind;
+    let backend = Backend::cpu(None);
+    let texture = frame_model(&backend.device, FrameKind::Texture);
+    let (height, width, known) = (24, 40, 16);
+    let plane = height * width;
+    let mut rng = HostRng::new(3);
+    let images: Vec<f32> = (0..3 * plane).map(|i| if i % width < known { rng.uniform(-60.0, 60.0) as f32 } else { 0.0 }).collect();
+    let missing: Vec<f32> = (0..3 * plane).map(|i| f32::from(u8::from(i % width >= known))).collect();
+    let task = Task::Inpainting { images: images.clone(), missing, count: 1, size: Some([height, width]), start_from_image: false };
+    let out = block_on(run(&texture, &backend, &request(task), &mut Recorder::default())).expect("extension");
+    assert_eq!(out.shape, [1, 3, height, width]);
+    let known_changed = (0..3 * plane).filter(|i| i % width < known && out.values[*i] != images[*i]).count();
+    let new_moved = (0..3 * plane).filter(|i| i % width >= known && out.values[*i] != 0.0).count();
+    assert_eq!(known_changed, 0, "the known strip is frozen");
+    assert_eq!(new_moved, 3 * height * (width - known), "every new pixel is sampled");
+    // Pixel (0, 0): model value v in channel c shows as v + mean[c], clamped to 0..255.
+    for (c, mean) in [120.0f32, 110.0, 100.0].into_iter().enumerate() {
+        let expected = (out.values[c * plane] + mean).round().clamp(0.0, 255.0) as u8;
+        assert_eq!(out.rgba[c], expected, "channel {c} shown with its mean");
+    }
+    // Seeded with a tile: the free pixels start from the given values (here 400), not from the
+    // model's zero start, and 12 steps of δ = 0.3 only pull them part of the way back.
+    let seeded: Vec<f32> = (0..3 * plane).map(|i| if i % width < known { images[i] } else { 400.0 }).collect();
+    let missing: Vec<f32> = (0..3 * plane).map(|i| f32::from(u8::from(i % width >= known))).collect();
+    let mean_new = |values: &[f32]| (0..3 * plane).filter(|i| i % width >= known).map(|i| values[i]).sum::<f32>() / (3 * height * (width - known)) as f32;
+    for (start_from_image, low, high) in [(true, 100.0, 400.0), (false, -50.0, 50.0)] {
+        let task = Task::Inpainting { images: seeded.clone(), missing: missing.clone(), count: 1, size: Some([height, width]), start_from_image };
+        let out = block_on(run(&texture, &backend, &request(task), &mut Recorder::default())).expect("seeded extension");
+        let mean = mean_new(&out.values);
+        assert!(mean > low && mean < high, "start_from_image {start_from_image}: new pixels' mean {mean}");
+    }
+    let wrong = Task::Inpainting { images: vec![0.0; 3 * plane], missing: vec![1.0; 3 * plane], count: 1, size: Some([height, width + 1]), start_from_image: false };
+    let error = block_on(run(&texture, &backend, &request(wrong), &mut Recorder::default())).expect_err("length");
+    assert!(matches!(error, RuntimeError::Request(GenerateError::Length { .. })), "{error}");
 }

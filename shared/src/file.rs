@@ -57,6 +57,34 @@ pub struct DataSpec {
     pub normalization: Normalization,
 }
 
+impl DataSpec {
+    /// Model-space images `[N, C, H, W]` in a form a display maps linearly from the returned
+    /// range to black..white: mean-subtracted data gets its mean added back (range 0..255);
+    /// other conventions are returned as they are with the data's own range. A per-pixel mean
+    /// applies to canvases of the training size; other canvases get its per-channel average.
+    #[must_use]
+    pub fn display(&self, values: &[f32], [_, channels, height, width]: [usize; 4]) -> (Vec<f32>, [f32; 2]) {
+        let Normalization::MeanSubtracted { mean } = &self.normalization else {
+            return (values.to_vec(), self.range.map(|v| v as f32));
+        };
+        let plane = (height * width).max(1);
+        let image = channels * plane;
+        let offset: Vec<f32> = if mean.len() == image {
+            mean.clone()
+        } else {
+            // Per-channel means, from a per-channel or per-pixel mean vector.
+            let per_channel: Vec<f32> = match mean.len() {
+                n if n == channels => mean.clone(),
+                n if n > 0 && n % channels.max(1) == 0 => mean.chunks(n / channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect(),
+                _ => vec![0.0; channels],
+            };
+            (0..image).map(|i| per_channel[i / plane]).collect()
+        };
+        let shifted = values.iter().enumerate().map(|(i, v)| v + offset[i % image.max(1)]).collect();
+        (shifted, [0.0, 255.0])
+    }
+}
+
 /// Sampler settings the model was trained with; callers may override each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplerDefaults {
@@ -167,6 +195,16 @@ impl Manifest {
         let data = &self.data;
         if !(data.range[0].is_finite() && data.range[1].is_finite() && data.range[0] < data.range[1]) {
             return Err(ModelFileError::Data(format!("range {:?} is not an increasing pair of finite numbers", data.range)));
+        }
+        if let Normalization::MeanSubtracted { mean } = &data.normalization {
+            let pixels = data.channels * data.height * data.width;
+            if mean.len() != data.channels && mean.len() != pixels || mean.iter().any(|v| !v.is_finite()) {
+                return Err(ModelFileError::Data(format!(
+                    "the subtracted mean holds {} values; it must be {} finite values (one per channel) or {pixels} (one per pixel)",
+                    mean.len(),
+                    data.channels
+                )));
+            }
         }
         for stack in stacks.iter().filter(|s| matches!(s.role, Role::Energy(_))) {
             if stack.spec.input[0] != data.channels {

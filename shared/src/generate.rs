@@ -250,11 +250,10 @@ pub fn cascade_start(model: &Model, count: usize, rng: &mut HostRng, device: &De
     Ok(Tensor::from_data(TensorData::new(values, [count, channels, 1, 1]), device))
 }
 
-/// Checks that `values` holds `count` finite images of the model's shape.
-fn check_images(model: &Model, what: &'static str, values: &[f32], count: usize) -> Result<[usize; 4], GenerateError> {
-    let shape = batch_shape(model, count);
+/// Checks that `values` holds finite images of `shape`.
+fn check_images(what: &'static str, values: &[f32], shape: [usize; 4]) -> Result<(), GenerateError> {
     let expected: usize = shape.iter().product();
-    if count == 0 {
+    if shape[0] == 0 {
         return Err(GenerateError::NoImages);
     }
     if values.len() != expected {
@@ -264,7 +263,7 @@ fn check_images(model: &Model, what: &'static str, values: &[f32], count: usize)
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(GenerateError::NonFinite { what, index });
     }
-    Ok(shape)
+    Ok(())
 }
 
 /// An inpainting task: the observed images, which pixels are free, and where the chains start.
@@ -276,13 +275,27 @@ pub struct Inpainting {
     pub frozen: Tensor<4, Bool>,
 }
 
-/// Builds an inpainting task from `count` images in model space (`[N, C, H, W]` row-major) and a
-/// mask of the same length that is non-zero where a pixel is missing (to be filled in).
-pub fn inpainting(model: &Model, images: &[f32], missing: &[f32], count: usize, rng: &mut HostRng, device: &Device) -> Result<Inpainting, GenerateError> {
-    let shape = check_images(model, "the image", images, count)?;
-    check_images(model, "the mask", missing, count)?;
+/// Builds an inpainting task from images of `shape` in model space (`[N, C, H, W]` row-major;
+/// see [`batch_shape`] and [`canvas_shape`]) and a mask of the same length that is non-zero
+/// where a pixel is missing (to be filled in). The missing pixels start from the model's
+/// initialisation, or from `images` itself when `start_from_image` is set. A texture extended at
+/// its border is an inpainting task on a larger canvas with the known part frozen.
+pub fn inpainting(
+    model: &Model,
+    images: &[f32],
+    missing: &[f32],
+    shape: [usize; 4],
+    start_from_image: bool,
+    rng: &mut HostRng,
+    device: &Device,
+) -> Result<Inpainting, GenerateError> {
+    check_images("the image", images, shape)?;
+    check_images("the mask", missing, shape)?;
     let observed = Tensor::<4>::from_data(TensorData::new(images.to_vec(), shape), device);
     let frozen = Tensor::<4>::from_data(TensorData::new(missing.to_vec(), shape), device).equal_elem(0.0);
+    if start_from_image {
+        return Ok(Inpainting { start: observed, frozen });
+    }
     let noise = synthesis_start(model, shape, rng, device)?;
     Ok(Inpainting { start: noise.mask_where(frozen.clone(), observed), frozen })
 }

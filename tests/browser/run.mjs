@@ -251,6 +251,30 @@ async function main() {
       return [r.count, r.channels, r.height, r.width, r.rgba.length];
     });
     check('cpu: a convolutional net samples a canvas larger than its training images', JSON.stringify(canvas) === JSON.stringify([1, 1, 40, 48, 40 * 48 * 4]), JSON.stringify(canvas));
+    // The endless texture of the demo, on the bundled FRAME texture model.
+    const texture = await page.evaluate(async () => {
+      const { EndlessTexture } = await import('./texture.js');
+      const model = await window.demo.state.runtime.loadModel('models/frame-grass.ebm');
+      const canvas = document.createElement('canvas');
+      const { height, width } = model.info;
+      const endless = new EndlessTexture(model, canvas, { height: 2 * height, width: 2 * width, strip: width, overlap: width / 2, chain: { steps: 4, seed: 3 } });
+      await endless.start();
+      const before = endless.values.slice();
+      const widthBefore = endless.width;
+      await endless.extend();
+      let keptChanged = 0;
+      for (let row = 0; row < 2 * height; row++) {
+        for (let x = 0; x < widthBefore; x++) if (endless.values[row * endless.width + x] !== before[row * widthBefore + x]) keptChanged++;
+      }
+      let moved = 0;
+      for (let row = 0; row < 2 * height; row++) {
+        for (let x = widthBefore; x < endless.width; x++) if (endless.values[row * endless.width + x] !== 0) moved++;
+      }
+      return { anySize: model.info.anySize, training: [height, width], widthBefore, widthAfter: endless.width, canvas: [canvas.width, canvas.height], keptChanged, moved, strip: width * 2 * height };
+    });
+    check('cpu: the endless texture samples a canvas twice the training size and extends it by a strip, the shown part unchanged',
+      texture.anySize && texture.widthBefore === 2 * texture.training[1] && texture.widthAfter === 3 * texture.training[1]
+        && texture.canvas[0] === texture.widthAfter && texture.keptChanged === 0 && texture.moved === texture.strip, JSON.stringify(texture));
     const half = await errorOf(page, 'window.demo.state.model.sample({ width: 48 })');
     check('cpu: width without height is a typed error', half?.code === 'invalid-option', JSON.stringify(half));
     const forced = await page.evaluate(async () => {

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use burn::prelude::*;
 use shared::Stack;
 use shared::file::Model;
-use shared::generate::{Chain, batch_shape, generate, interpolation_starts, synthesis_start};
+use shared::generate::{Chain, batch_shape, canvas_shape, generate, interpolation_starts, synthesis_start};
 use shared::nets::Polarity;
 use shared::rng::HostRng;
 use shared::sampler::{DeviceNoise, LangevinConfig, NetDensity};
@@ -26,10 +26,25 @@ pub struct Samples {
 /// initialisation drawn from the portable generator seeded with `seed` (so the same seed gives
 /// the same start on every backend; with noise off, the same images — the browser runtime
 /// runs the same [`Chain`]).
-pub fn sample(model: &Model, device: &Device, count: usize, config: &LangevinConfig, seed: u64, frame_every: Option<usize>) -> anyhow::Result<Samples> {
+///
+/// `canvas` (`[height, width]`) samples canvases of another size than the training images,
+/// for nets without dense layers (textures).
+pub fn sample(
+    model: &Model,
+    device: &Device,
+    count: usize,
+    canvas: Option<[usize; 2]>,
+    config: &LangevinConfig,
+    seed: u64,
+    frame_every: Option<usize>,
+) -> anyhow::Result<Samples> {
     let (stack, polarity) = energy_net(model)?;
     let mut rng = HostRng::new(seed);
-    let start = synthesis_start(model, batch_shape(model, count), &mut rng, device)?;
+    let shape = match canvas {
+        Some(size) => canvas_shape(model, count, size)?,
+        None => batch_shape(model, count),
+    };
+    let start = synthesis_start(model, shape, &mut rng, device)?;
     let density = NetDensity { stack, polarity };
     let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
     let mut chain = Chain::new(start, *config, None);

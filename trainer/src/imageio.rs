@@ -385,6 +385,31 @@ pub fn save_grid(
     write_png(path, &render_grid(images, layout, columns, scale)?)
 }
 
+/// Saves panels of different sizes side by side, top-aligned, with a [`GAP`]-pixel mid-gray
+/// gap (e.g. a training texture, a synthesis of the same size and one twice as large). Each
+/// panel is one image (`count` 1); all must have the same channel count.
+pub fn save_row(path: &Path, panels: &[(&[f32], Layout)]) -> Result<(), ImageIoError> {
+    let Some((_, first)) = panels.first() else {
+        return Err(ImageIoError::BadLayout("a row of no panels".into()));
+    };
+    for (values, layout) in panels {
+        layout.validate()?;
+        layout.check_buffer("panel", values.len())?;
+        if layout.channels != first.channels || layout.count != 1 {
+            return Err(ImageIoError::BadLayout("the panels of a row must be single images with the same channels".into()));
+        }
+    }
+    let width = panels.iter().map(|(_, l)| l.width).sum::<usize>() + GAP * (panels.len() - 1);
+    let height = panels.iter().map(|(_, l)| l.height).max().unwrap_or(1);
+    let mut canvas = Canvas::new(width, height, first.channels)?;
+    let mut x = 0;
+    for (values, layout) in panels {
+        canvas.paint(&to_u8(values, layout.range), layout, x, 0, 1);
+        x += layout.width + GAP;
+    }
+    write_png(path, &canvas.into_image())
+}
+
 /// Saves each image as its own PNG in `dir` named `{prefix}{index:04}.png` (at native size);
 /// returns the paths written, in order. Creates `dir`; writes each file atomically.
 pub fn save_each(

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod commands;
 pub mod data;
 pub mod device;
+pub mod frame;
 pub mod imageio;
 pub mod metrics;
 pub mod optim;

@@ -18,6 +18,9 @@ use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{self, Anneal, DataSource, TrainConfig, Trainer};
 
+#[path = "cli/frame.rs"]
+mod frame_cli;
+
 /// Train energy-based generative ConvNets (short-run MCMC, multigrid, generative ConvNet, MEG)
 /// and sample from them.
 ///
@@ -46,6 +49,9 @@ enum Command {
     Info(InfoArgs),
     /// Measure Langevin steps/s and training iterations/s.
     Bench(BenchArgs),
+    /// Generative ConvNet / FRAME model (Xie et al. 2016): textures, objects, CD-1 reconstruction.
+    #[command(subcommand)]
+    Frame(frame_cli::FrameCommand),
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +194,12 @@ struct SampleArgs {
     /// Also save the chain every N steps as an animated GIF and a frame strip.
     #[arg(long)]
     chain_every: Option<usize>,
+    /// Canvas width, for models whose net takes any size (textures); default: the training width.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Canvas height (see --width).
+    #[arg(long)]
+    height: Option<usize>,
     #[command(flatten)]
     sampler: SamplerArgs,
     #[command(flatten)]
@@ -284,6 +296,7 @@ fn main() {
         Command::Export(args) => export(args),
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
+        Command::Frame(command) => frame_cli::run(command),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -469,17 +482,23 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model, &device)?;
     let config = args.sampler.config(&model)?;
     let started = Instant::now();
-    let samples = commands::sample(&model, &device, args.count, &config, args.sampler.seed, args.chain_every)?;
+    let data = &model.manifest.data;
+    let canvas = match (args.height, args.width) {
+        (None, None) => None,
+        (height, width) => Some([height.unwrap_or(data.height), width.unwrap_or(data.width)]),
+    };
+    let samples = commands::sample(&model, &device, args.count, canvas, &config, args.sampler.seed, args.chain_every)?;
     let samples_dims = samples.images.dims();
-    let layout = layout(samples_dims, model.manifest.data.range);
-    let values = shortrun::host_values(samples.images)?;
+    let model_values = shortrun::host_values(samples.images)?;
+    let (values, range) = data.display(&model_values, samples_dims);
+    let layout = layout(samples_dims, range.map(f64::from));
     eprintln!("{} samples, {} steps, in {:.2} s", layout.count, config.steps, started.elapsed().as_secs_f64());
     let (columns, scale) = (grid_columns(layout.count), display_scale(&layout));
     imageio::save_grid(&args.out.join("grid.png"), &values, &layout, columns, scale)?;
     imageio::save_each(&args.out.join("images"), "sample_", &values, &layout)?;
-    atomic_write(&args.out.join("samples.npy"), &imageio::npy_bytes(&values, &samples_dims))?;
+    atomic_write(&args.out.join("samples.npy"), &imageio::npy_bytes(&model_values, &samples_dims))?;
     if !samples.frames.is_empty() {
-        let frames = samples.frames.into_iter().map(shortrun::host_values).collect::<anyhow::Result<Vec<_>>>()?;
+        let frames = samples.frames.into_iter().map(|f| Ok(data.display(&shortrun::host_values(f)?, samples_dims).0)).collect::<anyhow::Result<Vec<_>>>()?;
         imageio::save_gif(&args.out.join("chain.gif"), &frames, &layout, columns, scale, 80)?;
         // The strip shows the first eight chains, one per row.
         let rows = Layout { count: layout.count.min(8), ..layout };

@@ -130,3 +130,114 @@ pub fn collect_parameter_count<M: Module>(module: &M) -> usize {
     module.visit(&mut counter);
     counter.0
 }
+
+/// Settings of the MatConvNet-lineage update of the generative ConvNet and multigrid codes:
+/// the ascent direction of each parameter is divided by the spatial size of its layer's output
+/// map, rescaled so that its largest magnitude is at most `cap`, then
+/// `v ← momentum·v − weight_decay·w + g`, `w ← w + lr·multiplier·v` (multiplier 1 for weights,
+/// `bias_lr_factor` for biases; weight decay on weights only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabSgdSettings {
+    /// Learning rate γ.
+    pub lr: f64,
+    /// Momentum (0 in the generative ConvNet copy found).
+    pub momentum: f64,
+    /// Weight decay on weights.
+    pub weight_decay: f64,
+    /// Largest magnitude of a normalised gradient; `None` for no cap.
+    pub cap: Option<f64>,
+    /// Learning-rate multiplier of biases (MatConvNet's `learningRate = [1 2]`).
+    pub bias_lr_factor: f64,
+}
+
+/// How the lab update treats one parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParameterRole {
+    /// The gradient is divided by this (spatial size of the layer's output map).
+    pub divisor: f64,
+    /// Bias-like: `bias_lr_factor` applies and no weight decay.
+    pub bias: bool,
+}
+
+/// The roles of a stack's parameters, in visit order, for the lab update: convolution and
+/// BatchNorm parameters are normalised by their block's output `H·W`, dense ones by 1.
+pub fn parameter_roles(spec: &shared::layers::StackSpec) -> Result<Vec<ParameterRole>, shared::error::ArchError> {
+    let shapes = spec.shapes()?;
+    Ok(spec
+        .parameter_shapes()?
+        .into_iter()
+        .map(|(name, _)| {
+            let (block, field) = name.split_once('.').unwrap_or((name.as_str(), ""));
+            let [_, h, w] = block.parse::<usize>().ok().and_then(|b| shapes.get(b)).copied().unwrap_or([1, 1, 1]);
+            ParameterRole { divisor: (h * w) as f64, bias: field != "weight" }
+        })
+        .collect())
+}
+
+/// The lab update with its momentum state (one velocity per parameter, visit order).
+#[derive(Debug, Clone)]
+pub struct LabSgd {
+    /// Settings; `lr` may change between steps.
+    pub settings: LabSgdSettings,
+    /// Velocities (`None` until a parameter's first step, or with zero momentum).
+    pub velocity: Vec<Option<Tensor<1>>>,
+}
+
+struct CollectValues(Vec<Tensor<1>>);
+
+impl ModuleVisitor for CollectValues {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val().inner();
+        let count = value.shape().num_elements();
+        self.0.push(value.reshape([count]));
+    }
+}
+
+impl LabSgd {
+    /// A fresh optimiser.
+    pub fn new(settings: LabSgdSettings) -> Self {
+        Self { settings, velocity: Vec::new() }
+    }
+
+    /// One step on `module` given the gradients of the loss to minimise (the ascent direction
+    /// is their negative) and the parameters' roles in visit order.
+    pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, roles: &[ParameterRole]) -> M {
+        let gradients = collect_gradients(&module, grads);
+        let mut values = CollectValues(Vec::new());
+        module.visit(&mut values);
+        if self.velocity.len() != gradients.len() {
+            self.velocity = vec![None; gradients.len()];
+        }
+        let LabSgdSettings { lr, momentum, weight_decay, cap, bias_lr_factor } = self.settings;
+        let updates = gradients
+            .into_iter()
+            .zip(values.0)
+            .zip(self.velocity.iter_mut())
+            .enumerate()
+            .map(|(i, ((grad, value), velocity))| {
+                let grad = grad?;
+                let role = roles.get(i).copied().unwrap_or(ParameterRole { divisor: 1.0, bias: false });
+                let mut ascent = grad.neg().div_scalar(role.divisor.max(1.0));
+                if let Some(cap) = cap {
+                    // Rescale so that max|g| ≤ cap, on the device: g·cap/max(max|g|, cap).
+                    let largest = ascent.clone().abs().max().clamp_min(cap);
+                    ascent = ascent * largest.recip().mul_scalar(cap);
+                }
+                if !role.bias && weight_decay > 0.0 {
+                    ascent = ascent - value.mul_scalar(weight_decay);
+                }
+                let step = match velocity.take() {
+                    Some(v) if momentum > 0.0 => v.mul_scalar(momentum) + ascent,
+                    _ => ascent,
+                };
+                if momentum > 0.0 {
+                    *velocity = Some(step.clone());
+                }
+                let multiplier = if role.bias { bias_lr_factor } else { 1.0 };
+                // `apply_updates` subtracts.
+                Some(step.mul_scalar(-lr * multiplier))
+            })
+            .collect();
+        apply_updates(module, updates)
+    }
+}

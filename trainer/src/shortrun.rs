@@ -237,7 +237,7 @@ pub fn export_checkpoint(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     if let Some(manifest) = file.manifest.as_object_mut() {
         manifest.remove(TRAINING_KEY);
     }
-    file.tensors.retain(|t| !t.name.starts_with(ADAM_PREFIX));
+    file.tensors.retain(|t| !t.name.starts_with(ADAM_PREFIX) && !t.name.starts_with(crate::frame::STATE_PREFIX));
     Model::from_model_file(file.clone(), &Device::flex()).context("the checkpoint's model does not validate")?;
     Ok(file.to_bytes()?)
 }
@@ -367,7 +367,7 @@ impl Trainer {
     /// (so grids across training are comparable); does not touch the training generator.
     pub fn preview(&self, count: usize, seed: u64) -> anyhow::Result<Tensor<4>> {
         let model = self.model();
-        Ok(crate::commands::sample(&model, &self.device.clone().inner(), count, &self.config.langevin, seed, None)?.images)
+        Ok(crate::commands::sample(&model, &self.device.clone().inner(), count, None, &self.config.langevin, seed, None)?.images)
     }
 }
 

@@ -112,3 +112,75 @@ fn bad_input_gives_readable_errors_not_panics() {
     let help = trainer(&["--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("sample"));
 }
+
+#[test]
+fn frame_texture_and_reconstruction_end_to_end() {
+    let dir = scratch("frame");
+    let assets = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/textures"));
+    let brick = assets.join("brick.png");
+    let (brick_s, assets_s) = (brick.to_str().expect("utf-8"), assets.to_str().expect("utf-8"));
+    let run = dir.join("texture");
+    let run_s = run.to_str().expect("utf-8");
+    let tiny = ["--image-size", "24", "--width-divisor", "10", "--steps", "2", "--synthesis-steps", "3", "--quiet", "--device", "flex"];
+    let out = trainer(&[&["frame", "train", "--data", brick_s, "--run", run_s, "--layers", "2", "--iterations", "2", "--sample-every", "2"][..], &tiny[..]].concat());
+    assert!(out.status.success(), "frame train failed: {}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("relative distance to the training image"), "the figure step reports statistics: {log}");
+    for file in ["config.json", "metrics.jsonl", "checkpoint.ebm", "model.ebm"] {
+        assert!(run.join(file).exists(), "missing {file}");
+    }
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics").lines().count(), 4, "2 iterations per layer, 2 layers");
+    let figure = image::open(run.join("figure.png")).expect("figure");
+    assert_eq!((figure.width(), figure.height()), (24 + 2 + 24 + 2 + 48, 48), "training | same size | 2× size");
+    assert_png(&run.join("samples/iter_0000004.png"));
+
+    let model = run.join("model.ebm");
+    let model_s = model.to_str().expect("utf-8");
+    let samples = dir.join("wide");
+    let out = trainer(&["sample", model_s, "--count", "2", "--width", "40", "--height", "32", "--out", samples.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "sample --width failed: {}", stderr(&out));
+    let one = image::open(samples.join("images/sample_0001.png")).expect("sample");
+    assert_eq!((one.width(), one.height()), (40, 32), "a canvas larger than the training image");
+
+    let again = dir.join("figure.png");
+    let out = trainer(&["frame", "figure", model_s, "--data", brick_s, "--scale", "3", "--steps", "2", "--out", again.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "frame figure failed: {}", stderr(&out));
+    assert_eq!(image::open(&again).expect("figure").width(), 24 + 2 + 24 + 2 + 72);
+
+    let cd = dir.join("cd");
+    let out = trainer(&[&["frame", "train", "--experiment", "reconstruction", "--data", assets_s, "--run", cd.to_str().expect("utf-8"), "--iterations", "3"][..], &tiny[..]].concat());
+    assert!(out.status.success(), "CD training failed: {}", stderr(&out));
+    let metrics = std::fs::read_to_string(cd.join("metrics.jsonl")).expect("metrics");
+    assert!(metrics.contains("\"reconstruction_mse\":") && !metrics.contains("\"reconstruction_mse\":null"), "CD logs its reconstruction error");
+    let grid = image::open(cd.join("reconstruction.png")).expect("reconstruction grid");
+    assert_eq!(grid.width(), 3 * 24 + 2 * 2, "three textures per row");
+    let out = trainer(&["frame", "reconstruct", cd.join("model.ebm").to_str().expect("utf-8"), "--data", assets_s, "--out", dir.join("r.png").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success() && stderr(&out).contains("reconstruction per-pixel MSE"), "{}", stderr(&out));
+}
+
+#[test]
+fn frame_commands_reject_bad_input_with_reasons() {
+    let dir = scratch("frame-bad");
+    let brick = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/textures/brick.png"));
+    let brick_s = brick.to_str().expect("utf-8");
+    let run = dir.join("run");
+    let run_s = run.to_str().expect("utf-8");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--layers", "4"], "1 to 3 conv layers"),
+        (&["--optimizer", "adam", "--cap", "1"], "belong to the lab update"),
+        (&["--lr=-1"], "learning rate must be a positive number"),
+        (&["--delta", "0"], "step δ must be a positive number"),
+        (&["--iterations", "0"], "--iterations must be at least 1"),
+    ];
+    for (extra, message) in cases {
+        let out = trainer(&[&["frame", "train", "--data", brick_s, "--run", run_s, "--image-size", "24", "--device", "flex"][..], extra].concat());
+        assert!(!out.status.success() && stderr(&out).contains(message), "{extra:?}: {}", stderr(&out));
+    }
+    let missing = trainer(&["frame", "train", "--data", dir.join("nope.png").to_str().expect("utf-8"), "--run", run_s, "--device", "flex"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("nope.png"), "{}", stderr(&missing));
+    let short_run = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm"));
+    let out = trainer(&["frame", "figure", short_run.to_str().expect("utf-8"), "--data", brick_s, "--out", dir.join("f.png").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("not a generative ConvNet model"), "{}", stderr(&out));
+    let out = trainer(&["sample", short_run.to_str().expect("utf-8"), "--width", "0", "--out", dir.join("s").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("at least 1"), "{}", stderr(&out));
+}

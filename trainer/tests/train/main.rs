@@ -1,6 +1,7 @@
 //! Trainer tests on real MNIST digits (the bundled `assets/mnist-mini`), on the flex backend.
 
 mod cli;
+mod frame;
 mod learning;
 
 use std::path::PathBuf;
