@@ -4,7 +4,7 @@
 #   objects   10 Fashion-MNIST sneakers (aligned objects, object net)
 #   cd        contrastive divergence on 10 GIMP wood patterns: images and reconstructions
 # Budget (CPU): 48×48 textures, filter counts halved (--width-divisor 2), T = 60 iterations per
-# added layer, 16 chains of 96×96 (--chain-scale 2). The paper's settings are the defaults of
+# added layer, 8 chains of 96×96 (--chains 8 --chain-scale 2). The paper's settings are the defaults of
 # `trainer frame train` (224×224, full widths, T = 700); pass EBM_FRAME_ARGS to change these.
 #
 # Usage: bash scripts/frame-figures.sh [DATA_DIR] [OUT_DIR]   (defaults: data/, runs/frame/)
@@ -21,7 +21,7 @@ mkdir -p "$out" docs/img
 for texture in brick grass gravel; do
   rm -rf "$out/$texture"
   "$trainer" frame train --data "$data/textures/$texture.png" --run "$out/$texture" --image-size 48 --width-divisor 2 \
-    --iterations 60 --chain-scale 2 --sample-every 60 --quiet --device "$device" "${extra[@]}"
+    --iterations 60 --chains 8 --chain-scale 2 --sample-every 60 --quiet --device "$device" "${extra[@]}"
   cp "$out/$texture/figure.png" "docs/img/frame-$texture.png"
 done
 

@@ -109,7 +109,8 @@ pub struct FrameTrainArgs {
     /// Halve the learning rate whenever a layer is added (as one lab code copy does).
     #[arg(long)]
     halve_lr: bool,
-    /// Parameter update (default Adam: lr 2e-3 for texture and objects, 1e-3 for reconstruction).
+    /// Parameter update (default Adam: lr 2e-3 for texture, 5e-4 for objects, 1e-3 for
+    /// reconstruction).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerChoice>,
     /// Learning rate (default: the experiment's).
@@ -156,7 +157,8 @@ pub struct FigureArgs {
     /// Output PNG.
     #[arg(long, default_value = "texture-figure.png")]
     out: PathBuf,
-    /// Side factor of the larger synthesis.
+    /// Side factor of the larger synthesis. Models that keep their training chains (`extra.chains`,
+    /// `--chain-scale`) continue one of them for the sampler's steps; others start fresh chains.
     #[arg(long, default_value_t = 2)]
     scale: usize,
     #[command(flatten)]
@@ -394,13 +396,24 @@ fn texture_figure(
         bail!("the figure's scale must be 1 to 8, not {scale}");
     }
     let [_, _, height, width] = training.dims();
-    let same_size = match same_size {
-        Some(images) => images,
-        None => commands::sample(model, device, 1, None, config, seed, None)?.images,
-    };
+    // A model that keeps chains of the large size continues one (as the browser does); others
+    // start fresh chains.
     let large = match large {
-        Some(images) => images,
-        None => commands::sample(model, device, 1, Some([height * scale, width * scale]), config, seed + 1, None)?.images,
+        Some(images) => Some(images),
+        None => continue_stored_chain(model, device, [height * scale, width * scale], config, seed)?,
+    };
+    let (large, same_size) = match large {
+        Some(images) => {
+            let corner = images.clone().narrow(2, 0, height).narrow(3, 0, width);
+            (images, same_size.unwrap_or(corner))
+        }
+        None => (
+            commands::sample(model, device, 1, Some([height * scale, width * scale]), config, seed + 1, None)?.images,
+            match same_size {
+                Some(images) => images,
+                None => commands::sample(model, device, 1, None, config, seed, None)?.images,
+            },
+        ),
     };
     let scale = large.dims()[2] / height.max(1);
     let (net, _) = commands::energy_net(model)?;
@@ -424,6 +437,27 @@ fn texture_figure(
     imageio::save_row(path, &borrowed)?;
     eprintln!("wrote {} (training | synthesis | {scale}× synthesis)", path.display());
     Ok(())
+}
+
+/// One of the model's stored chains (`extra.chains`, chosen by `seed`) cut to `[height, width]`
+/// and advanced by `config.steps` more Langevin steps; `None` when the model keeps no chains
+/// that large.
+fn continue_stored_chain(model: &Model, device: &Device, [height, width]: [usize; 2], config: &shared::sampler::LangevinConfig, seed: u64) -> anyhow::Result<Option<Tensor<4>>> {
+    let Some(stored) = model.extras.get(frame::CHAINS) else { return Ok(None) };
+    let &[count, channels, h, w] = stored.shape.as_slice() else { return Ok(None) };
+    if count == 0 || h < height || w < width || channels != model.manifest.data.channels {
+        return Ok(None);
+    }
+    let index = seed as usize % count;
+    let plane = channels * h * w;
+    let chain = Tensor::<4>::from_data(TensorData::new(stored.values[index * plane..(index + 1) * plane].to_vec(), [1, channels, h, w]), device);
+    let start = chain.narrow(2, 0, height).narrow(3, 0, width);
+    let (stack, polarity) = commands::energy_net(model)?;
+    let density = shared::sampler::NetDensity { stack, polarity };
+    let mut noise = shared::sampler::DeviceNoise::seeded(device, seed);
+    let mut chain = shared::generate::Chain::new(start, *config, None);
+    chain.finish(&density, &mut noise);
+    Ok(Some(chain.into_state()))
 }
 
 /// Rows of images and their reconstructions `B = σ²·∂f/∂I`, with the per-pixel error printed.

@@ -122,7 +122,7 @@ fn frame_texture_and_reconstruction_end_to_end() {
     let run = dir.join("texture");
     let run_s = run.to_str().expect("utf-8");
     let tiny = ["--image-size", "24", "--width-divisor", "10", "--steps", "2", "--synthesis-steps", "3", "--quiet", "--device", "flex"];
-    let out = trainer(&[&["frame", "train", "--data", brick_s, "--run", run_s, "--layers", "2", "--iterations", "2", "--sample-every", "2"][..], &tiny[..]].concat());
+    let out = trainer(&[&["frame", "train", "--data", brick_s, "--run", run_s, "--layers", "2", "--iterations", "2", "--sample-every", "2", "--chain-scale", "2"][..], &tiny[..]].concat());
     assert!(out.status.success(), "frame train failed: {}", stderr(&out));
     let log = stderr(&out);
     assert!(log.contains("relative distance to the training image"), "the figure step reports statistics: {log}");
@@ -131,7 +131,7 @@ fn frame_texture_and_reconstruction_end_to_end() {
     }
     assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics").lines().count(), 4, "2 iterations per layer, 2 layers");
     let figure = image::open(run.join("figure.png")).expect("figure");
-    assert_eq!((figure.width(), figure.height()), (24 + 2 + 24 + 2 + 48, 48), "training | same size | 2× size");
+    assert_eq!((figure.width(), figure.height()), (24 + 2 + 24 + 2 + 48, 48), "training | corner of a chain | a 2×-size chain");
     assert_png(&run.join("samples/iter_0000004.png"));
 
     let model = run.join("model.ebm");
@@ -145,7 +145,11 @@ fn frame_texture_and_reconstruction_end_to_end() {
     let again = dir.join("figure.png");
     let out = trainer(&["frame", "figure", model_s, "--data", brick_s, "--scale", "3", "--steps", "2", "--out", again.to_str().expect("utf-8"), "--device", "flex"]);
     assert!(out.status.success(), "frame figure failed: {}", stderr(&out));
-    assert_eq!(image::open(&again).expect("figure").width(), 24 + 2 + 24 + 2 + 72);
+    assert_eq!(image::open(&again).expect("figure").width(), 24 + 2 + 24 + 2 + 72, "3× needs fresh chains");
+    let continued = dir.join("continued.png");
+    let out = trainer(&["frame", "figure", model_s, "--data", brick_s, "--steps", "2", "--out", continued.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "frame figure failed: {}", stderr(&out));
+    assert_eq!(image::open(&continued).expect("figure").width(), 24 + 2 + 24 + 2 + 48, "2× continues a stored chain");
 
     let cd = dir.join("cd");
     let out = trainer(&[&["frame", "train", "--experiment", "reconstruction", "--data", assets_s, "--run", cd.to_str().expect("utf-8"), "--iterations", "3"][..], &tiny[..]].concat());
