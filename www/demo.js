@@ -73,7 +73,8 @@ async function loadModel(source, label) {
     state.model = model;
     state.info = model.info;
     state.texture = null;
-    $('texture-section').hidden = !model.info.anySize;
+    // The endless texture is for texture models (any canvas size, stationary by design).
+    $('texture-section').hidden = !(model.info.family === 'frame' && model.info.anySize);
     const d = model.info.defaults;
     fitSlider('steps', d.steps, 1);
     fitSlider('step-size', d.stepSize);

@@ -153,8 +153,19 @@ fn largest_activation(model: &Model, [height, width]: [usize; 2]) -> Result<usiz
 
 /// Reads a tensor back without blocking (a blocking read panics on WebGPU).
 pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, RuntimeError> {
-    let data = tensor.into_data_async().await.map_err(|e| RuntimeError::Execution(format!("{e:?}")))?;
-    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| RuntimeError::Execution(format!("{e:?}")))
+    let data = tensor.into_data_async().await.map_err(|e| execution_error(format!("{e:?}")))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| execution_error(format!("{e:?}")))
+}
+
+/// A failed device operation. A destroyed or lost device can fail an operation before its
+/// device-lost callback has run; those failures are reported as the loss they are.
+fn execution_error(message: String) -> RuntimeError {
+    let lower = message.to_lowercase();
+    if ["device was destroyed", "device is poisoned", "device lost", "device is lost"].iter().any(|m| lower.contains(m)) {
+        RuntimeError::DeviceLost(message)
+    } else {
+        RuntimeError::Execution(message)
+    }
 }
 
 /// Reads a batch back as [`Images`]; non-finite values mean the chain diverged.
@@ -292,4 +303,17 @@ async fn drive(
         host.yield_now().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_of_a_destroyed_device_are_device_loss() {
+        let lost = execution_error("the device failed: The device is poisoned\nCaused by: Destroyed: Device was destroyed.".into());
+        assert_eq!(lost.code(), "device-lost");
+        let other = execution_error("shader compilation failed".into());
+        assert_eq!(other.code(), "execution-failed");
+    }
 }

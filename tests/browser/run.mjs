@@ -254,7 +254,8 @@ async function main() {
     // The endless texture of the demo, on the bundled FRAME texture model.
     const texture = await page.evaluate(async () => {
       const { EndlessTexture } = await import('./texture.js');
-      const model = await window.demo.state.runtime.loadModel('models/frame-grass.ebm');
+      const listed = await (await fetch('models/models.json')).json();
+      const model = await window.demo.state.runtime.loadModel(listed.find((m) => m.family === 'frame').url);
       const canvas = document.createElement('canvas');
       const { height, width } = model.info;
       const endless = new EndlessTexture(model, canvas, { height: 2 * height, width: 2 * width, strip: width, overlap: width / 2, chain: { steps: 4, seed: 3 } });
