@@ -28,7 +28,7 @@ done
 rm -rf "$out/objects"
 "$trainer" frame train --experiment objects --data "$data/fashion-mnist" --class 7 --limit 10 --run "$out/objects" \
   --image-size 32 --iterations 60 --sample-every 60 --quiet --device "$device" "${extra[@]}"
-cp "$out/objects/samples/iter_0000180.png" docs/img/frame-objects.png
+cp "$out/objects/figure.png" docs/img/frame-objects.png
 
 rm -rf "$out/cd"
 "$trainer" frame train --experiment reconstruction --data "$data/textures/gimp/Wood" --limit 10 --channels 3 --run "$out/cd" \
