@@ -74,12 +74,37 @@ fn texture_synthesis_matches_the_training_image_statistics() {
     assert!(spread > 0.3 * std, "chains' RMS {spread:.1} vs the texture's {std:.1}");
 }
 
+/// wgpu (lavapipe in CI, where `EBM_REQUIRE_WGPU=1` makes its absence a failure), or `None`;
+/// initialised once per process (wgpu's runtime registers only once).
+fn wgpu() -> Option<Device> {
+    static DEVICE: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+    match DEVICE.get_or_init(|| trainer::device::select(trainer::device::DeviceChoice::Wgpu).map(|s| s.device).map_err(|e| e.to_string())) {
+        Ok(device) => Some(device.clone()),
+        Err(error) if std::env::var("EBM_REQUIRE_WGPU").as_deref() == Ok("1") => panic!("EBM_REQUIRE_WGPU=1: {error}"),
+        Err(error) => {
+            eprintln!("skipped: {error}");
+            None
+        }
+    }
+}
+
+#[test]
+fn cd1_reconstruction_error_decreases_on_flex() {
+    cd1_reconstruction_error_decreases(&Device::flex());
+}
+
+#[test]
+fn cd1_reconstruction_error_decreases_on_wgpu() {
+    if let Some(device) = wgpu() {
+        cd1_reconstruction_error_decreases(&device);
+    }
+}
+
 /// Contrastive divergence learns an auto-encoder: the reconstruction `B = σ²·∂f/∂I` of the
 /// training textures gets closer to them as training goes on.
-#[test]
-fn cd1_reconstruction_error_decreases() {
+fn cd1_reconstruction_error_decreases(device: &Device) {
     let _lock = crate::device_rng_lock();
-    let device = Device::flex();
+    let device = device.clone();
     let data = textures(&["brick", "grass", "gravel"], 32, MeanKind::PerPixel, &device);
     let mut config = FrameTrainConfig::reconstruction(32, 1, DataSource::new(texture("brick")));
     config.net.width_divisor = 4;
@@ -166,11 +191,22 @@ fn divergence_is_reported_and_not_applied() {
     assert!(unchanged, "the diverged step was not applied");
 }
 
-/// The lab update divides by the layer's output size and caps max|g|: a huge gradient moves
-/// each weight by at most lr·cap, biases by 2·lr·cap.
 #[test]
-fn lab_update_normalises_and_caps() {
-    let device = Device::flex().autodiff();
+fn lab_update_normalises_and_caps_on_flex() {
+    lab_update_normalises_and_caps(&Device::flex());
+}
+
+#[test]
+fn lab_update_normalises_and_caps_on_wgpu() {
+    if let Some(device) = wgpu() {
+        lab_update_normalises_and_caps(&device);
+    }
+}
+
+/// The lab update divides by the layer's output size and caps max|g|: a huge gradient moves
+/// each weight by exactly lr·cap, biases by at most 2·lr·(normalised count).
+fn lab_update_normalises_and_caps(device: &Device) {
+    let device = device.clone().autodiff();
     let config = shared::nets::FrameNetConfig::new().with_image_size(12).with_channels(1).with_layers(1).with_width_divisor(25);
     // 4 filters of 15×15 on a 12×12 image.
     let spec = config.stack_spec().expect("spec");
