@@ -98,7 +98,8 @@ pub struct FrameTrainConfig {
     /// Parameter update.
     pub optimizer: FrameOptimizer,
     /// Langevin steps the model file asks for when sampling from scratch (the persistent
-    /// chains ran `L × iterations` steps; a fresh chain from zero needs a few hundred).
+    /// chains ran `L × iterations` steps; a fresh chain needs a few hundred, and a stored chain
+    /// continued by `trainer frame figure` or the browser takes as many more).
     pub synthesis_steps: usize,
     /// Seed of the run.
     pub seed: u64,
