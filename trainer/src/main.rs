@@ -562,6 +562,9 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         let count: usize = stack.stack.parameters().iter().map(|(_, shape, _)| shape.iter().product::<usize>()).sum();
         println!("net {:<18} {:?}: {} blocks, {count} parameters", stack.name, stack.role, stack.stack.blocks.len());
     }
+    for (name, tensor) in &model.extras {
+        println!("extra {name:<16} shape {:?}", tensor.shape);
+    }
     Ok(())
 }
 

@@ -136,6 +136,8 @@ fn frame_texture_and_reconstruction_end_to_end() {
 
     let model = run.join("model.ebm");
     let model_s = model.to_str().expect("utf-8");
+    let info = trainer(&["info", model_s]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("extra.chains     shape [16, 1, 48, 48]"), "the model keeps its 2×-size chains: {}", String::from_utf8_lossy(&info.stdout));
     let samples = dir.join("wide");
     let out = trainer(&["sample", model_s, "--count", "2", "--width", "40", "--height", "32", "--out", samples.to_str().expect("utf-8"), "--device", "flex"]);
     assert!(out.status.success(), "sample --width failed: {}", stderr(&out));
