@@ -8,10 +8,10 @@
 //! starts one Langevin step from the observed images instead, with all layers at once; its
 //! reconstruction is `B = σ²·∂f/∂I` at the observed image (Proposition 3).
 //!
-//! Defaults where the paper is silent (δ, learning rate, initialisation) follow the lab's
-//! MatConvNet code: δ = 0.3, weights N(0, 0.01²), the per-layer gradient normalisation with a
-//! cap of 20 ([`LabSgdSettings`]); the learning rate was chosen here (see
-//! [`FrameTrainConfig::texture`]). Randomness comes from one portable generator whose state is
+//! Defaults where the paper is silent follow the lab's MatConvNet code (δ = 0.3, weights
+//! N(0, 0.01²), persistent chains started at zero); its per-layer normalised, capped update is
+//! `--optimizer lab` ([`LabSgdSettings`]), and the default update is Adam, for the reasons
+//! measured at [`FrameTrainConfig::texture`]. Randomness comes from one portable generator whose state is
 //! checkpointed with the chains, so a resumed run repeats the uninterrupted one on the same
 //! device.
 
@@ -170,6 +170,16 @@ impl FrameTrainConfig {
         config.grow_layers = false;
         config.optimizer = FrameOptimizer::Adam(AdamSettings { lr: 1e-3, ..Self::ADAM_UPDATE });
         config
+    }
+
+    /// Chains kept by the trainer: none for contrastive divergence (it starts at the data).
+    pub fn chain_count(&self) -> usize {
+        if self.learning == Learning::ContrastiveDivergence { 0 } else { self.chains }
+    }
+
+    /// Conv layers of `net` built from this config (an object net's top filter is not one).
+    fn conv_layers(&self, net: &Stack) -> usize {
+        net.blocks.len() - usize::from(self.net.kind == FrameKind::Object)
     }
 
     /// Iterations of the whole run.
@@ -404,7 +414,7 @@ impl FrameTrainer {
         let net = config.net.clone().with_layers(config.layers_at(0)).init(&train_device).context("cannot build the net")?;
         let [_, c, h, w] = data.images.dims();
         let scale = config.chain_scale;
-        let chains = Tensor::zeros([if config.learning == Learning::ContrastiveDivergence { 0 } else { config.chains }, c, h * scale, w * scale], &device.clone().inner());
+        let chains = Tensor::zeros([config.chain_count(), c, h * scale, w * scale], &device.clone().inner());
         let roles = parameter_roles(&net_spec(&config, config.layers_at(0))?)?;
         let optimizer = Optimizer::new(config.optimizer);
         Ok(Self { config, net, iteration: 0, chains, data, optimizer, roles, rng, device: train_device })
@@ -429,7 +439,7 @@ impl FrameTrainer {
         });
         let model = Model::from_model_file(file, &train_device).context("the checkpoint's model is invalid")?;
         let net = model.stacks.first().map(|s| s.stack.clone()).context("the checkpoint holds no net")?;
-        let layers = net.blocks.len() - usize::from(state.config.net.kind == FrameKind::Object);
+        let layers = state.config.conv_layers(&net);
         let roles = parameter_roles(&net_spec(&state.config, layers)?)?;
         let [_, c, h, w] = data.images.dims();
         let (h, w) = (h * state.config.chain_scale, w * state.config.chain_scale);
@@ -437,7 +447,7 @@ impl FrameTrainer {
             Some(t) if t.shape.len() == 4 && t.shape[1..] == [c, h, w] => Tensor::from_data(TensorData::new(t.values.clone(), [t.shape[0], c, h, w]), &inner),
             Some(t) => bail!("the checkpoint's chains have shape {:?}, not [M, {c}, {h}, {w}]", t.shape),
             None if state.config.learning == Learning::Persistent => bail!("the checkpoint lacks its persistent chains"),
-            None => Tensor::zeros([if state.config.learning == Learning::ContrastiveDivergence { 0 } else { state.config.chains }, c, h, w], &inner),
+            None => Tensor::zeros([state.config.chain_count(), c, h, w], &inner),
         };
         let count = crate::optim::collect_parameter_count(&net);
         let mut take = |name: String| saved.remove(&name).map(|t| flat(t.values, &inner));
@@ -525,7 +535,7 @@ impl FrameTrainer {
 
     /// Conv layers of the net now.
     pub fn conv_layers(&self) -> usize {
-        self.net.blocks.len() - usize::from(self.config.net.kind == FrameKind::Object)
+        self.config.conv_layers(&self.net)
     }
 
     /// The learning rate at the current depth.

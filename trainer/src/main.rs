@@ -355,9 +355,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let device = select_device(&args.device)?;
     let mut trainer = if args.resume {
-        let config: TrainConfig = serde_json::from_slice(&fs::read(run.config()).with_context(|| format!("--resume: no run in {}", run.root().display()))?)
-            .context("config.json of the run is damaged")?;
-        let bytes = fs::read(run.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", run.root().display()))?;
+        let (config, bytes): (TrainConfig, _) = run.resume_state()?;
         let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, Some(config.net.channels))?;
         let trainer = Trainer::from_checkpoint(&bytes, shortrun::images_tensor(&set, &device), &device)?;
         run.truncate_metrics(trainer.iteration)?;
@@ -378,11 +376,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         Trainer::new(config, shortrun::images_tensor(&set, &device), &device)?
     };
     let total = trainer.config.iterations;
-    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
-    progress.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    progress.set_position(trainer.iteration);
+    let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
     while trainer.iteration < total {
         let metrics = match trainer.step() {
@@ -418,6 +412,16 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let final_grid = run.sample_grid(total);
     eprintln!("done: model {}, samples {}", run.model().display(), final_grid.display());
     Ok(())
+}
+
+/// The progress bar of a training loop at `position` of `total` iterations (hidden with `--quiet`).
+fn training_progress(quiet: bool, total: u64, position: u64) -> ProgressBar {
+    let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.set_position(position);
+    progress
 }
 
 fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {

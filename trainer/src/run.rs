@@ -61,6 +61,15 @@ impl RunDir {
         fs::create_dir_all(self.root.join("samples")).with_context(|| format!("cannot create run folder {}", self.root.display()))
     }
 
+    /// What `--resume` continues from: the run's configuration and its checkpoint's bytes, with
+    /// errors that say which of the two is missing or damaged.
+    pub fn resume_state<C: serde::de::DeserializeOwned>(&self) -> anyhow::Result<(C, Vec<u8>)> {
+        let text = fs::read(self.config()).with_context(|| format!("--resume: no run in {}", self.root.display()))?;
+        let config = serde_json::from_slice(&text).context("config.json of the run is damaged")?;
+        let bytes = fs::read(self.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", self.root.display()))?;
+        Ok((config, bytes))
+    }
+
     /// Appends one line to `metrics.jsonl`.
     pub fn log_metrics(&self, line: &serde_json::Value) -> anyhow::Result<()> {
         let mut file = OpenOptions::new().create(true).append(true).open(self.metrics()).with_context(|| format!("cannot open {}", self.metrics().display()))?;

@@ -1,13 +1,11 @@
 //! `trainer frame …`: the generative ConvNet's experiments from the command line.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::prelude::*;
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use shared::file::{DataSpec, Model};
 use trainer::commands;
 use trainer::data::{LoadOptions, Split};
@@ -16,7 +14,7 @@ use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{DataSource, host_values};
 
-use super::{DeviceArgs, SamplerArgs, grid_columns, load_images, load_model, select_device, set};
+use super::{DeviceArgs, SamplerArgs, grid_columns, load_images, load_model, select_device, set, training_progress};
 
 /// The generative ConvNet (FRAME model with a Gaussian reference, Xie et al. 2016).
 #[derive(Subcommand, Debug)]
@@ -268,9 +266,7 @@ fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let device = select_device(&args.device)?;
     let mut trainer = if args.resume {
-        let config: FrameTrainConfig = serde_json::from_slice(&fs::read(run.config()).with_context(|| format!("--resume: no run in {}", run.root().display()))?)
-            .context("config.json of the run is damaged")?;
-        let bytes = fs::read(run.checkpoint()).with_context(|| format!("--resume: {} has no checkpoint yet", run.root().display()))?;
+        let (config, bytes): (FrameTrainConfig, _) = run.resume_state()?;
         let data = frame_data(&config, Some(config.net.channels), &device)?;
         let trainer = FrameTrainer::from_checkpoint(&bytes, data, &device)?;
         run.truncate_metrics(trainer.iteration)?;
@@ -290,11 +286,7 @@ fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
         FrameTrainer::new(config, data, &device)?
     };
     let total = trainer.config.total_iterations();
-    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
-    progress.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  ETA {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    progress.set_position(trainer.iteration);
+    let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
     while trainer.iteration < total {
         let metrics = match trainer.step() {
