@@ -8,7 +8,8 @@ use burn::prelude::*;
 use shared::file::Model;
 use shared::generate::{Chain, GenerateError, Overrides, batch_shape, canvas_shape, cascade_grids, cascade_start, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
 use shared::rng::HostRng;
-use shared::sampler::{DeviceNoise, NetDensity, upscale};
+use shared::nets::ModelSpec;
+use shared::sampler::{DeviceNoise, NetDensity, Observation, grid_start};
 
 use crate::backend::Backend;
 use crate::error::RuntimeError;
@@ -201,7 +202,21 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let (stack, polarity) = energy_net(model)?;
     let mut config = chain_config(model, &request.overrides)?;
     let (start, frozen) = match &request.task {
-        Task::Cascade { count } => return run_cascade(model, backend, request, *count, &mut rng, host).await,
+        Task::Cascade { count } => {
+            check_batch(model, batch_shape(model, *count), backend.info.max_buffer_bytes)?;
+            let start = cascade_start(model, *count, &mut rng, &backend.device)?;
+            return run_cascade(model, backend, request, start, None, &mut rng, host).await;
+        }
+        // Multigrid models (and their single-net baselines) inpaint through the cascade, from
+        // the known pixels' mean colour, with the known pixels imposed at every grid.
+        Task::Inpainting { images, missing, count, size: None, .. } if matches!(model.manifest.model, ModelSpec::Multigrid(_)) => {
+            let shape = batch_shape(model, *count);
+            check_batch(model, shape, backend.info.max_buffer_bytes)?;
+            let task = inpainting(model, images, missing, shape, true, &mut rng, device)?;
+            let observation = Observation { images: task.start, known: task.frozen };
+            let start = observation.known_mean();
+            return run_cascade(model, backend, request, start, Some(&observation), &mut rng, host).await;
+        }
         Task::Synthesis { count, size } => {
             let shape = task_shape(model, *count, *size)?;
             check_batch(model, shape, backend.info.max_buffer_bytes)?;
@@ -230,25 +245,34 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     Ok(images)
 }
 
-/// The multigrid cascade: a 1×1 start, then every grid's chain on the up-scaled result of the
-/// previous one. Progress counts steps over all grids; frames have the current grid's size.
-async fn run_cascade(model: &Model, backend: &Backend, request: &Request, count: usize, rng: &mut HostRng, host: &mut impl Host) -> Result<Images, RuntimeError> {
-    check_batch(model, batch_shape(model, count), backend.info.max_buffer_bytes)?;
+/// The multigrid cascade: `start` (`[N, C, 1, 1]`), then every grid's chain on the up-scaled
+/// result of the previous one, with `observation`'s known pixels imposed and frozen at every
+/// grid when inpainting. Progress counts steps over all grids; frames have the current grid's
+/// size.
+async fn run_cascade(
+    model: &Model,
+    backend: &Backend,
+    request: &Request,
+    start: Tensor<4>,
+    observation: Option<&Observation>,
+    rng: &mut HostRng,
+    host: &mut impl Host,
+) -> Result<Images, RuntimeError> {
     let grids = cascade_grids(model, &request.overrides)?;
     let device = &backend.device;
-    let mut x = cascade_start(model, count, rng, device)?;
     let mut noise = DeviceNoise::seeded(device, rng.fork_seed());
     let total: usize = grids.iter().map(|g| g.config.steps).sum();
-    let (mut done, mut side) = (0, 1);
+    let (mut done, mut x) = (0, start);
     for grid in &grids {
+        let side = x.dims()[2];
         if grid.side % side != 0 {
             return Err(RuntimeError::Model(shared::ModelFileError::Data(format!("grid side {} is not a multiple of {side}", grid.side))));
         }
         let density = NetDensity { stack: grid.stack, polarity: grid.polarity };
-        let mut chain = Chain::new(upscale(x, grid.side / side), grid.config, None);
+        let (begin, frozen) = grid_start(x, grid.side, observation);
+        let mut chain = Chain::new(begin, grid.config, frozen);
         drive(model, backend, request, &density, &mut chain, &mut noise, (done, total), host).await?;
         done += chain.steps_done();
-        side = grid.side;
         x = chain.into_state();
     }
     let images = read_images(model, x, done).await?;

@@ -254,6 +254,53 @@ fn cascade_runs_every_grid_from_the_start_colours() {
     assert!(out.values.iter().any(|&v| (v - 10.0).abs() > 0.1), "the chains moved away from the start");
 }
 
+/// A multigrid model inpaints through its cascade: the known pixels' mean colour at 1×1, known
+/// pixels imposed and frozen at every grid; progress counts all grids' steps.
+#[test]
+fn multigrid_inpainting_runs_the_cascade_and_keeps_known_pixels() {
+    let backend = Backend::cpu(None);
+    let model = multigrid_model(&backend.device);
+    let mut rng = HostRng::new(5);
+    let images: Vec<f32> = (0..3 * 4096).map(|_| rng.uniform(0.0, 255.0) as f32).collect();
+    // A 20×20 hole at (30, 10), in every channel.
+    let missing: Vec<f32> = (0..3 * 4096).map(|i| f32::from(u8::from((30..50).contains(&(i % 4096 / 64)) && (10..30).contains(&(i % 64))))).collect();
+    let task = Task::Inpainting { images: images.clone(), missing: missing.clone(), count: 1, size: None, start_from_image: false };
+    let mut steps = Vec::new();
+    struct Steps<'a>(&'a mut Vec<(usize, usize)>);
+    impl Host for Steps<'_> {
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn wants_progress(&self) -> bool {
+            true
+        }
+        fn progress(&mut self, p: &Progress<'_>) -> Result<(), RuntimeError> {
+            self.0.push((p.step, p.total));
+            Ok(())
+        }
+        async fn yield_now(&mut self) {}
+        fn now_ms(&self) -> f64 {
+            0.0
+        }
+    }
+    let out = block_on(run(&model, &backend, &request(task), &mut Steps(&mut steps))).expect("inpainting");
+    assert_eq!(out.shape, [1, 3, 64, 64]);
+    assert_eq!(steps.last(), Some(&(9, 9)), "three grids of 3 steps");
+    let (mut known_moved, mut missing_moved) = (0, 0);
+    for ((a, b), m) in out.values.iter().zip(&images).zip(&missing) {
+        match (*m != 0.0, a.to_bits() != b.to_bits()) {
+            (false, true) => known_moved += 1,
+            (true, true) => missing_moved += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(known_moved, 0, "known pixels must never change");
+    assert_eq!(missing_moved, 3 * 400, "every missing pixel is sampled");
+    // Filled from the known pixels' mean colour (about 127.5), not from the start colours (10–30).
+    let filled: f32 = out.values.iter().zip(&missing).filter(|(_, m)| **m != 0.0).map(|(v, _)| *v).sum::<f32>() / 1200.0;
+    assert!((filled - 127.5).abs() < 20.0, "hole mean {filled}");
+}
+
 /// Nobody watches progress: chunks double while the device answers quickly and halve when a
 /// chunk takes too long, so cancellation stays prompt on slow adapters.
 #[test]

@@ -97,6 +97,30 @@ async function commonChecks(label, page, native, tolerance) {
   return { maxDiff: compareWithNative(label, result, native, tolerance), sample };
 }
 
+// The bundled multigrid model in the page's runtime: the cascade reaches 64×64 through every
+// grid, and inpainting through the cascade never moves a known pixel.
+async function multigridChecks(label, page) {
+  const result = await page.evaluate(async () => {
+    const listed = await (await fetch('models/models.json')).json();
+    const model = await window.demo.state.runtime.loadModel(listed.find((m) => m.family === 'multigrid').url);
+    const sizes = [];
+    const cascade = await model.cascade({ count: 2, steps: 3, seed: 4, frameEvery: 3, onProgress: (p) => sizes.push(p.frame?.height) });
+    const values = Array.from(cascade.values);
+    const images = values.slice(0, 4096);
+    const missing = images.map((_, i) => (Math.floor(i / 64) >= 20 && Math.floor(i / 64) < 40 && i % 64 >= 20 && i % 64 < 40 ? 1 : 0));
+    const inpainted = await model.inpaint({ image: Float32Array.from(images), mask: Float32Array.from(missing), count: 1, steps: 3, seed: 5 });
+    let knownChanged = 0; let missingMoved = 0;
+    inpainted.values.forEach((v, i) => { if (missing[i]) { if (v !== images[i]) missingMoved++; } else if (v !== images[i]) knownChanged++; });
+    let min = Infinity; let max = -Infinity;
+    for (const v of values) { min = Math.min(min, v); max = Math.max(max, v); }
+    return { grids: model.info.grids, sizes, shape: [cascade.count, cascade.channels, cascade.height, cascade.width], finite: values.every(Number.isFinite), min, max, knownChanged, missingMoved, backend: cascade.backend, millis: cascade.millis };
+  });
+  check(`${label}: the multigrid cascade runs 4×4 → 16×16 → 64×64`, JSON.stringify(result.sizes) === '[4,16,64]' && JSON.stringify(result.shape) === '[2,1,64,64]' && result.finite && result.max > result.min,
+    `frames ${JSON.stringify(result.sizes)}, shape ${JSON.stringify(result.shape)}, values ${result.min.toFixed(1)}…${result.max.toFixed(1)}, ${result.millis.toFixed(0)} ms on ${result.backend}`);
+  check(`${label}: multigrid inpainting moves only the missing pixels`, result.knownChanged === 0 && result.missingMoved > 300,
+    `${result.missingMoved} of 400 missing pixels sampled, ${result.knownChanged} known pixels changed`);
+}
+
 async function bench(base, outPath) {
   const browser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
   try {
@@ -232,6 +256,7 @@ async function main() {
     await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
     const truncated = await page.locator('#error').textContent();
     check('webgpu: a truncated model file shows a readable error', /invalid-model/.test(truncated) && /truncated|ends|short/i.test(truncated), truncated);
+    await multigridChecks('webgpu', page);
     check('webgpu: no uncaught errors in the page', pageErrors.length === 0, pageErrors.join(' | ') || 'none');
   } finally {
     await gpuBrowser.close();
@@ -278,6 +303,7 @@ async function main() {
         && texture.canvas[0] === texture.widthAfter && texture.keptChanged === 0 && texture.moved === texture.strip, JSON.stringify(texture));
     const half = await errorOf(page, 'window.demo.state.model.sample({ width: 48 })');
     check('cpu: width without height is a typed error', half?.code === 'invalid-option', JSON.stringify(half));
+    await multigridChecks('cpu', page);
     const forced = await page.evaluate(async () => {
       const { createRuntime } = await import('./pkg/ebm.js');
       try { await createRuntime({ device: 'webgpu' }); return null; } catch (error) { return { code: error.code, message: error.message }; }

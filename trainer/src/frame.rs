@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
-use modelfile::{ModelFile, NamedTensor};
+use modelfile::NamedTensor;
 use serde::{Deserialize, Serialize};
 use shared::Stack;
 use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, Provenance, SamplerDefaults};
@@ -29,7 +29,8 @@ use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
 
 use crate::data::ImageSet;
-use crate::optim::{Adam, AdamSettings, LabSgd, LabSgdSettings, ParameterRole, parameter_roles};
+use crate::run::{open_checkpoint, seal_checkpoint};
+use crate::optim::{AdamSettings, LabSgdSettings, ParameterRole, Update, Updater, parameter_roles};
 use crate::shortrun::{DataSource, host_values};
 
 /// How the synthesised images of an update are obtained.
@@ -45,16 +46,6 @@ pub enum Learning {
     /// produce the texture, which is what sampling a new canvas (of any size) needs; models
     /// learned with persistent chains tend to have spurious modes that fresh chains fall into.
     NonPersistent,
-}
-
-/// Which parameter update is used.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FrameOptimizer {
-    /// The lab's normalised, capped SGD (default).
-    Lab(LabSgdSettings),
-    /// Adam (the third-party Paddle port: lr 5e-4, β₁ 0.5).
-    Adam(AdamSettings),
 }
 
 /// How the mean is subtracted from the training images.
@@ -96,7 +87,7 @@ pub struct FrameTrainConfig {
     /// Halve the learning rate whenever a layer is added (one lab code copy does).
     pub halve_lr_per_layer: bool,
     /// Parameter update.
-    pub optimizer: FrameOptimizer,
+    pub optimizer: Update,
     /// Langevin steps the model file asks for when sampling from scratch (the persistent
     /// chains ran `L × iterations` steps; a fresh chain needs a few hundred, and a stored chain
     /// continued by `trainer frame figure` or the browser takes as many more).
@@ -137,7 +128,7 @@ impl FrameTrainConfig {
             iterations_per_layer: 700,
             grow_layers: true,
             halve_lr_per_layer: false,
-            optimizer: FrameOptimizer::Adam(AdamSettings { lr: 2e-3, ..Self::ADAM_UPDATE }),
+            optimizer: Update::Adam(AdamSettings { lr: 2e-3, ..Self::ADAM_UPDATE }),
             synthesis_steps: 300,
             seed: 1,
             divergence_threshold: 1e6,
@@ -152,7 +143,7 @@ impl FrameTrainConfig {
         let mut config = Self::texture(image_size, channels, source);
         config.net.kind = FrameKind::Object;
         config.mean = MeanKind::PerPixel;
-        config.optimizer = FrameOptimizer::Adam(Self::ADAM_UPDATE);
+        config.optimizer = Update::Adam(Self::ADAM_UPDATE);
         config
     }
 
@@ -168,7 +159,7 @@ impl FrameTrainConfig {
         config.langevin.steps = 1;
         config.iterations_per_layer = 1200;
         config.grow_layers = false;
-        config.optimizer = FrameOptimizer::Adam(AdamSettings { lr: 1e-3, ..Self::ADAM_UPDATE });
+        config.optimizer = Update::Adam(AdamSettings { lr: 1e-3, ..Self::ADAM_UPDATE });
         config
     }
 
@@ -216,10 +207,7 @@ impl FrameTrainConfig {
         if !reference_sigma.is_some_and(|s| s.is_finite() && s > 0.0) {
             bail!("the reference σ must be a positive number");
         }
-        let lr = match self.optimizer {
-            FrameOptimizer::Lab(lab) => lab.lr,
-            FrameOptimizer::Adam(adam) => adam.lr,
-        };
+        let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0) {
             bail!("the learning rate must be a positive number, not {lr}");
         }
@@ -331,43 +319,6 @@ pub enum FrameTrainError {
     },
 }
 
-/// The optimiser and its state.
-#[derive(Debug, Clone)]
-enum Optimizer {
-    Lab(LabSgd),
-    Adam(Adam),
-}
-
-impl Optimizer {
-    fn new(settings: FrameOptimizer) -> Self {
-        match settings {
-            FrameOptimizer::Lab(lab) => Self::Lab(LabSgd::new(lab)),
-            FrameOptimizer::Adam(adam) => Self::Adam(Adam::new(adam)),
-        }
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        match self {
-            Self::Lab(lab) => lab.settings.lr = lr,
-            Self::Adam(adam) => adam.settings.lr = lr,
-        }
-    }
-
-    /// Per-parameter state tensors, named for the checkpoint.
-    fn state(&self) -> Vec<(String, &Tensor<1>)> {
-        match self {
-            Self::Lab(lab) => lab.velocity.iter().enumerate().filter_map(|(i, v)| v.as_ref().map(|v| (format!("v.{i}"), v))).collect(),
-            Self::Adam(adam) => adam
-                .moments
-                .iter()
-                .enumerate()
-                .filter_map(|(i, moments)| moments.as_ref().map(|(m, v)| [(format!("m.{i}"), m), (format!("v.{i}"), v)]))
-                .flatten()
-                .collect(),
-        }
-    }
-}
-
 /// State saved in a checkpoint's manifest under `"training"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TrainState {
@@ -388,19 +339,15 @@ pub struct FrameTrainer {
     /// The persistent chains `[M̃, C, H, W]` (empty for contrastive divergence).
     pub chains: Tensor<4>,
     data: FrameData,
-    optimizer: Optimizer,
+    optimizer: Updater,
     roles: Vec<ParameterRole>,
     rng: HostRng,
     device: Device,
 }
 
-/// Manifest key of the training state in a checkpoint.
-const TRAINING_KEY: &str = "training";
 /// The persistent chains in a model file `[M̃, C, H', W']`: samples of the model that a sampler
 /// (the browser's endless texture) can continue from.
 pub const CHAINS: &str = "extra.chains";
-/// Prefix of the checkpoint-only tensors (optimiser state).
-pub const STATE_PREFIX: &str = "extra.train.";
 
 impl FrameTrainer {
     /// A new run on `device` (its autodiff version learns) over `data`.
@@ -416,7 +363,7 @@ impl FrameTrainer {
         let scale = config.chain_scale;
         let chains = Tensor::zeros([config.chain_count(), c, h * scale, w * scale], &device.clone().inner());
         let roles = parameter_roles(&net_spec(&config, config.layers_at(0))?)?;
-        let optimizer = Optimizer::new(config.optimizer);
+        let optimizer = Updater::new(config.optimizer);
         Ok(Self { config, net, iteration: 0, chains, data, optimizer, roles, rng, device: train_device })
     }
 
@@ -424,19 +371,9 @@ impl FrameTrainer {
     pub fn from_checkpoint(bytes: &[u8], data: FrameData, device: &Device) -> anyhow::Result<Self> {
         let train_device = device.clone().autodiff();
         let inner = device.clone().inner();
-        let mut file = ModelFile::from_bytes(bytes).context("the checkpoint is damaged")?;
-        let state: TrainState = serde_json::from_value(file.manifest.get(TRAINING_KEY).cloned().unwrap_or_default())
-            .context("the file is a model, not a generative ConvNet training checkpoint")?;
+        let (file, state, mut saved): (_, TrainState, _) = open_checkpoint(bytes, "generative ConvNet")?;
         let data = FrameData { images: data.images.to_device(&inner), ..data };
         check_data(&state.config, &data)?;
-        let mut saved: BTreeMap<String, NamedTensor> = BTreeMap::new();
-        file.tensors.retain(|t| match t.name.strip_prefix(STATE_PREFIX) {
-            Some(name) => {
-                saved.insert(name.to_string(), t.clone());
-                false
-            }
-            None => true,
-        });
         let model = Model::from_model_file(file, &train_device).context("the checkpoint's model is invalid")?;
         let net = model.stacks.first().map(|s| s.stack.clone()).context("the checkpoint holds no net")?;
         let layers = state.config.conv_layers(&net);
@@ -450,20 +387,7 @@ impl FrameTrainer {
             None => Tensor::zeros([state.config.chain_count(), c, h, w], &inner),
         };
         let count = crate::optim::collect_parameter_count(&net);
-        let mut take = |name: String| saved.remove(&name).map(|t| flat(t.values, &inner));
-        let optimizer = match state.config.optimizer {
-            FrameOptimizer::Lab(lab) => {
-                let mut sgd = LabSgd::new(lab);
-                sgd.velocity = (0..count).map(|i| take(format!("v.{i}"))).collect();
-                Optimizer::Lab(sgd)
-            }
-            FrameOptimizer::Adam(settings) => {
-                let mut adam = Adam::new(settings);
-                adam.step = state.adam_step;
-                adam.moments = (0..count).map(|i| take(format!("m.{i}")).zip(take(format!("v.{i}")))).collect();
-                Optimizer::Adam(adam)
-            }
-        };
+        let optimizer = Updater::restore(state.config.optimizer, count, state.adam_step, |name| saved.remove(&name).map(|t| flat(t.values, &inner)));
         let mut trainer = Self { config: state.config, net, iteration: state.iteration, chains, data, optimizer, roles, rng: state.rng, device: train_device };
         trainer.optimizer.set_lr(trainer.lr());
         Ok(trainer)
@@ -471,20 +395,9 @@ impl FrameTrainer {
 
     /// Checkpoint bytes: model, chains, optimiser state, generator state, iteration.
     pub fn checkpoint(&self) -> anyhow::Result<Vec<u8>> {
-        let mut file = self.model().to_model_file()?;
-        for (name, tensor) in self.optimizer.state() {
-            let values = host_values(tensor.clone())?;
-            file.tensors.push(NamedTensor { name: format!("{STATE_PREFIX}{name}"), shape: vec![values.len()], values });
-        }
-        let adam_step = match &self.optimizer {
-            Optimizer::Adam(adam) => adam.step,
-            Optimizer::Lab(_) => 0,
-        };
+        let adam_step = self.optimizer.adam_step();
         let state = TrainState { config: self.config.clone(), iteration: self.iteration, rng: self.rng.clone(), adam_step };
-        if let Some(manifest) = file.manifest.as_object_mut() {
-            manifest.insert(TRAINING_KEY.into(), serde_json::to_value(state)?);
-        }
-        Ok(file.to_bytes()?)
+        seal_checkpoint(self.model().to_model_file()?, self.optimizer.state(), &state)
     }
 
     /// The model as it would be exported now: the net at its current depth, the subtracted
@@ -540,10 +453,7 @@ impl FrameTrainer {
 
     /// The learning rate at the current depth.
     fn lr(&self) -> f64 {
-        let base = match self.config.optimizer {
-            FrameOptimizer::Lab(lab) => lab.lr,
-            FrameOptimizer::Adam(adam) => adam.lr,
-        };
+        let base = self.config.optimizer.lr();
         let added = self.conv_layers().saturating_sub(1);
         if self.config.halve_lr_per_layer { base / f64::from(1u32 << added.min(30)) } else { base }
     }
@@ -564,7 +474,7 @@ impl FrameTrainer {
             kept.or_else(|| initial.get(name)).cloned().map(Tensor::from_inner).with_context(|| format!("no value for parameter {name}"))
         })?;
         self.roles = parameter_roles(&spec)?;
-        self.optimizer = Optimizer::new(self.config.optimizer);
+        self.optimizer = Updater::new(self.config.optimizer);
         Ok(())
     }
 
@@ -618,10 +528,7 @@ impl FrameTrainer {
         }
         let loss = f_synthesised - f_observed;
         let grads = loss.backward();
-        self.net = match &mut self.optimizer {
-            Optimizer::Lab(lab) => lab.step(self.net.clone(), &grads, &self.roles),
-            Optimizer::Adam(adam) => adam.step(self.net.clone(), &grads),
-        };
+        self.net = self.optimizer.step(self.net.clone(), &grads, &self.roles);
         if !cd {
             // Persistent chains continue from here; non-persistent ones are only shown.
             self.chains = synthesised;

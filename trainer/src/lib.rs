@@ -10,6 +10,7 @@ pub mod device;
 pub mod frame;
 pub mod imageio;
 pub mod metrics;
+pub mod multigrid;
 pub mod optim;
 pub mod run;
 pub mod shortrun;

@@ -15,11 +15,14 @@ use trainer::commands::{self, Overrides};
 use trainer::data::{self, ImageSet, LoadOptions, Split};
 use trainer::device::{self, DeviceChoice};
 use trainer::imageio::{self, Layout};
+use trainer::optim::{AdamSettings, LabSgdSettings, Update};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{self, Anneal, DataSource, TrainConfig, Trainer};
 
 #[path = "cli/frame.rs"]
 mod frame_cli;
+#[path = "cli/multigrid.rs"]
+mod multigrid_cli;
 
 /// Train energy-based generative ConvNets (short-run MCMC, multigrid, generative ConvNet, MEG)
 /// and sample from them.
@@ -52,6 +55,10 @@ enum Command {
     /// Generative ConvNet / FRAME model (Xie et al. 2016): textures, objects, CD-1 reconstruction.
     #[command(subcommand)]
     Frame(frame_cli::FrameCommand),
+    /// Multigrid models (Gao et al. 2018): the 1×1 → 4×4 → 16×16 → 64×64 cascade, its
+    /// baselines, inpainting and its table.
+    #[command(subcommand)]
+    Multigrid(multigrid_cli::MultigridCommand),
 }
 
 #[derive(Args, Debug)]
@@ -174,10 +181,14 @@ struct SamplerArgs {
 }
 
 impl SamplerArgs {
+    /// The user's changes to the model's Langevin settings.
+    fn overrides(&self) -> Overrides {
+        Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free }
+    }
+
     /// The model's own Langevin settings with the user's overrides.
     fn config(&self, model: &Model) -> anyhow::Result<LangevinConfig> {
-        let overrides = Overrides { steps: self.steps, step_size: self.step_size, noise: self.noise, noise_free: self.noise_free };
-        Ok(shared::generate::chain_config(model, &overrides)?)
+        Ok(shared::generate::chain_config(model, &self.overrides())?)
     }
 }
 
@@ -282,6 +293,12 @@ struct BenchArgs {
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Time the multigrid cascade per grid instead (--batch images, --steps per grid).
+    #[arg(long)]
+    multigrid: bool,
+    /// Multigrid: divide the nets' widths by this.
+    #[arg(long, default_value_t = 1)]
+    width_divisor: usize,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -297,6 +314,7 @@ fn main() {
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
         Command::Frame(command) => frame_cli::run(command),
+        Command::Multigrid(command) => multigrid_cli::run(command),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -354,27 +372,22 @@ fn save_images(path: &Path, images: Tensor<4>, range: [f64; 2]) -> anyhow::Resul
 fn train(args: TrainArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let device = select_device(&args.device)?;
-    let mut trainer = if args.resume {
-        let (config, bytes): (TrainConfig, _) = run.resume_state()?;
+    let resume_from = |config: TrainConfig, bytes: Vec<u8>| {
         let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, Some(config.net.channels))?;
         let trainer = Trainer::from_checkpoint(&bytes, shortrun::images_tensor(&set, &device), &device)?;
-        run.truncate_metrics(trainer.iteration)?;
-        eprintln!("resuming {} at iteration {}", run.root().display(), trainer.iteration);
-        trainer
-    } else {
+        let iteration = trainer.iteration;
+        Ok((trainer, iteration))
+    };
+    let mut trainer = open_run(&run, args.resume, resume_from, || {
         let mut config = train_config(&args)?;
-        if run.checkpoint().exists() {
-            bail!("{} already holds a run; pass --resume to continue it or choose another --run", run.root().display());
-        }
         let set = load_images(&config.source.path, &config.source.options(), config.net.image_size, args.channels)?;
         eprintln!("data: {} images of {}×{}×{} from {}", set.count, set.channels, set.height, set.width, config.source.describe());
         // The net and the model file follow the data's channels unless --channels forced them.
         config.net.channels = set.channels;
         config.data = shortrun::data_spec(set.channels, config.net.image_size);
-        run.create()?;
-        atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
-        Trainer::new(config, shortrun::images_tensor(&set, &device), &device)?
-    };
+        let trainer = Trainer::new(config.clone(), shortrun::images_tensor(&set, &device), &device)?;
+        Ok((config, trainer))
+    })?;
     let total = trainer.config.iterations;
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
@@ -415,6 +428,35 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// The progress bar of a training loop at `position` of `total` iterations (hidden with `--quiet`).
+/// The trainer of `run`: resumed from its saved configuration and checkpoint (`resume_from`,
+/// returning the trainer and the iteration it is at), or new (`start`, returning the final
+/// configuration and the trainer) in a folder that must not hold a run yet; the configuration
+/// is then saved as `config.json`.
+fn open_run<C, T>(
+    run: &RunDir,
+    resume: bool,
+    resume_from: impl FnOnce(C, Vec<u8>) -> anyhow::Result<(T, u64)>,
+    start: impl FnOnce() -> anyhow::Result<(C, T)>,
+) -> anyhow::Result<T>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned,
+{
+    if resume {
+        let (config, bytes) = run.resume_state()?;
+        let (trainer, iteration) = resume_from(config, bytes)?;
+        run.truncate_metrics(iteration)?;
+        eprintln!("resuming {} at iteration {iteration}", run.root().display());
+        return Ok(trainer);
+    }
+    if run.checkpoint().exists() {
+        bail!("{} already holds a run; pass --resume to continue it or choose another --run", run.root().display());
+    }
+    let (config, trainer) = start()?;
+    run.create()?;
+    atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    Ok(trainer)
+}
+
 fn training_progress(quiet: bool, total: u64, position: u64) -> ProgressBar {
     let progress = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
     progress.set_style(
@@ -470,6 +512,65 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 }
 
 /// Overrides `target` with a value the user gave.
+/// Which parameter update a trainer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptimizerChoice {
+    /// The lab's per-layer normalised, capped SGD (MatConvNet codes).
+    Lab,
+    /// Adam.
+    Adam,
+}
+
+/// The parameter-update flags shared by the trainers whose default is the lab update or Adam.
+#[derive(Args, Debug)]
+struct UpdateArgs {
+    /// Parameter update (default: the experiment's).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerChoice>,
+    /// Learning rate (default: the experiment's).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Lab update: cap on max|g| of the normalised gradient (0 = none).
+    #[arg(long)]
+    cap: Option<f64>,
+    /// Lab update: weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Lab update: momentum.
+    #[arg(long)]
+    momentum: Option<f64>,
+}
+
+impl UpdateArgs {
+    /// `preset` with these flags applied; switching kind starts from `lab` or `adam`.
+    fn apply(&self, preset: Update, lab: LabSgdSettings, adam: AdamSettings) -> anyhow::Result<Update> {
+        let choice = self.optimizer.unwrap_or(match preset {
+            Update::Lab(_) => OptimizerChoice::Lab,
+            Update::Adam(_) => OptimizerChoice::Adam,
+        });
+        Ok(match choice {
+            OptimizerChoice::Lab => {
+                let mut lab = if let Update::Lab(preset) = preset { preset } else { lab };
+                set(&mut lab.lr, self.lr);
+                set(&mut lab.weight_decay, self.weight_decay);
+                set(&mut lab.momentum, self.momentum);
+                if let Some(cap) = self.cap {
+                    lab.cap = (cap > 0.0).then_some(cap);
+                }
+                Update::Lab(lab)
+            }
+            OptimizerChoice::Adam => {
+                if self.cap.is_some() || self.weight_decay.is_some() || self.momentum.is_some() {
+                    bail!("--cap, --weight-decay and --momentum belong to the lab update, not to Adam");
+                }
+                let mut adam = if let Update::Adam(preset) = preset { preset } else { adam };
+                set(&mut adam.lr, self.lr);
+                Update::Adam(adam)
+            }
+        })
+    }
+}
+
 fn set<T: Copy>(target: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *target = value;
@@ -484,6 +585,9 @@ fn load_model(path: &Path, device: &Device) -> anyhow::Result<Model> {
 fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let model = load_model(&args.model, &device)?;
+    if matches!(model.manifest.model, shared::nets::ModelSpec::Multigrid(_)) {
+        bail!("{} is a multigrid model: it samples through its grids with `trainer multigrid sample`", args.model.display());
+    }
     let config = args.sampler.config(&model)?;
     let started = Instant::now();
     let data = &model.manifest.data;
@@ -574,6 +678,10 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
+    if args.multigrid {
+        println!("{}", trainer::bench::cascade(&device, args.width_divisor, args.batch, args.steps, args.repeats)?);
+        return Ok(());
+    }
     let report = trainer::bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, args.repeats)?;
     println!("{report}");
     Ok(())

@@ -157,6 +157,9 @@ pub struct ParameterRole {
     pub divisor: f64,
     /// Bias-like: `bias_lr_factor` applies and no weight decay.
     pub bias: bool,
+    /// Learning-rate multiplier of the parameter's layer (the multigrid code's top layer has
+    /// 0.05 or 0.1; 1 elsewhere).
+    pub layer_lr: f64,
 }
 
 /// The roles of a stack's parameters, in visit order, for the lab update: convolution and
@@ -169,7 +172,7 @@ pub fn parameter_roles(spec: &shared::layers::StackSpec) -> Result<Vec<Parameter
         .map(|(name, _)| {
             let (block, field) = name.split_once('.').unwrap_or((name.as_str(), ""));
             let [_, h, w] = block.parse::<usize>().ok().and_then(|b| shapes.get(b)).copied().unwrap_or([1, 1, 1]);
-            ParameterRole { divisor: (h * w) as f64, bias: field != "weight" }
+            ParameterRole { divisor: (h * w) as f64, bias: field != "weight", layer_lr: 1.0 }
         })
         .collect())
 }
@@ -216,7 +219,7 @@ impl LabSgd {
             .enumerate()
             .map(|(i, ((grad, value), velocity))| {
                 let grad = grad?;
-                let role = roles.get(i).copied().unwrap_or(ParameterRole { divisor: 1.0, bias: false });
+                let role = roles.get(i).copied().unwrap_or(ParameterRole { divisor: 1.0, bias: false, layer_lr: 1.0 });
                 let mut ascent = grad.neg().div_scalar(role.divisor.max(1.0));
                 if let Some(cap) = cap {
                     // Rescale so that max|g| ≤ cap, on the device: g·cap/max(max|g|, cap).
@@ -233,11 +236,107 @@ impl LabSgd {
                 if momentum > 0.0 {
                     *velocity = Some(step.clone());
                 }
-                let multiplier = if role.bias { bias_lr_factor } else { 1.0 };
+                let multiplier = role.layer_lr * if role.bias { bias_lr_factor } else { 1.0 };
                 // `apply_updates` subtracts.
                 Some(step.mul_scalar(-lr * multiplier))
             })
             .collect();
         apply_updates(module, updates)
+    }
+}
+
+/// Which parameter update a trainer uses (saved in its configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Update {
+    /// The lab's normalised, capped SGD ([`LabSgd`]).
+    Lab(LabSgdSettings),
+    /// Adam.
+    Adam(AdamSettings),
+}
+
+impl Update {
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Self::Lab(lab) => lab.lr,
+            Self::Adam(adam) => adam.lr,
+        }
+    }
+}
+
+/// An [`Update`] with its state, checkpointable by name.
+#[derive(Debug, Clone)]
+pub enum Updater {
+    /// Lab update and its velocities.
+    Lab(LabSgd),
+    /// Adam and its moments.
+    Adam(Adam),
+}
+
+impl Updater {
+    /// A fresh optimiser.
+    pub fn new(settings: Update) -> Self {
+        match settings {
+            Update::Lab(lab) => Self::Lab(LabSgd::new(lab)),
+            Update::Adam(adam) => Self::Adam(Adam::new(adam)),
+        }
+    }
+
+    /// Restores an optimiser for `parameters` parameters whose state tensors `take` hands out
+    /// by the names [`Updater::state`] gave them; `adam_step` is Adam's step count.
+    pub fn restore(settings: Update, parameters: usize, adam_step: u64, mut take: impl FnMut(String) -> Option<Tensor<1>>) -> Self {
+        match settings {
+            Update::Lab(lab) => {
+                let mut sgd = LabSgd::new(lab);
+                sgd.velocity = (0..parameters).map(|i| take(format!("v.{i}"))).collect();
+                Self::Lab(sgd)
+            }
+            Update::Adam(settings) => {
+                let mut adam = Adam::new(settings);
+                adam.step = adam_step;
+                adam.moments = (0..parameters).map(|i| take(format!("m.{i}")).zip(take(format!("v.{i}")))).collect();
+                Self::Adam(adam)
+            }
+        }
+    }
+
+    /// Sets the learning rate of the next steps.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Self::Lab(lab) => lab.settings.lr = lr,
+            Self::Adam(adam) => adam.settings.lr = lr,
+        }
+    }
+
+    /// Adam's step count (0 for the lab update).
+    pub fn adam_step(&self) -> u64 {
+        match self {
+            Self::Lab(_) => 0,
+            Self::Adam(adam) => adam.step,
+        }
+    }
+
+    /// Per-parameter state tensors, named for a checkpoint.
+    pub fn state(&self) -> Vec<(String, &Tensor<1>)> {
+        match self {
+            Self::Lab(lab) => lab.velocity.iter().enumerate().filter_map(|(i, v)| v.as_ref().map(|v| (format!("v.{i}"), v))).collect(),
+            Self::Adam(adam) => adam
+                .moments
+                .iter()
+                .enumerate()
+                .filter_map(|(i, moments)| moments.as_ref().map(|(m, v)| [(format!("m.{i}"), m), (format!("v.{i}"), v)]))
+                .flatten()
+                .collect(),
+        }
+    }
+
+    /// One step on `module` with the gradients of the loss to minimise; `roles` serve the lab
+    /// update.
+    pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, roles: &[ParameterRole]) -> M {
+        match self {
+            Self::Lab(lab) => lab.step(module, grads, roles),
+            Self::Adam(adam) => adam.step(module, grads),
+        }
     }
 }

@@ -12,7 +12,48 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
+use burn::prelude::*;
+use modelfile::{ModelFile, NamedTensor};
+
+use crate::shortrun::host_values;
+
+/// Manifest key of a checkpoint's training state.
+pub const TRAINING_KEY: &str = "training";
+/// Prefix of a checkpoint's optimiser-state tensors (generative ConvNet and multigrid).
+pub const STATE_PREFIX: &str = "extra.train.";
+
+/// A checkpoint opened to resume from: the model part of the file, the training state, and
+/// the optimiser-state tensors by their names without [`STATE_PREFIX`]. `what` names the
+/// trainer in the error when the file is not its checkpoint.
+pub fn open_checkpoint<S: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> anyhow::Result<(ModelFile, S, BTreeMap<String, NamedTensor>)> {
+    let mut file = ModelFile::from_bytes(bytes).context("the checkpoint is damaged")?;
+    let state = serde_json::from_value(file.manifest.get(TRAINING_KEY).cloned().unwrap_or_default()).with_context(|| format!("the file is a model, not a {what} training checkpoint"))?;
+    let mut saved = BTreeMap::new();
+    file.tensors.retain(|t| match t.name.strip_prefix(STATE_PREFIX) {
+        Some(name) => {
+            saved.insert(name.to_string(), t.clone());
+            false
+        }
+        None => true,
+    });
+    Ok((file, state, saved))
+}
+
+/// Checkpoint bytes: `file` (the model) with the optimiser-state tensors, named under
+/// [`STATE_PREFIX`], and the training state added.
+pub fn seal_checkpoint<'a, S: serde::Serialize>(mut file: ModelFile, optimiser: impl IntoIterator<Item = (String, &'a Tensor<1>)>, state: &S) -> anyhow::Result<Vec<u8>> {
+    for (name, tensor) in optimiser {
+        let values = host_values(tensor.clone())?;
+        file.tensors.push(NamedTensor { name: format!("{STATE_PREFIX}{name}"), shape: vec![values.len()], values });
+    }
+    if let Some(manifest) = file.manifest.as_object_mut() {
+        manifest.insert(TRAINING_KEY.into(), serde_json::to_value(state)?);
+    }
+    Ok(file.to_bytes()?)
+}
 
 /// Paths of a run folder.
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
 use shared::Stack;
 
+use crate::run::TRAINING_KEY;
 use crate::optim::{Adam, AdamSettings};
 
 /// Optional lowering of the learning rate and the data noise towards the end of training
@@ -237,7 +238,7 @@ pub fn export_checkpoint(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     if let Some(manifest) = file.manifest.as_object_mut() {
         manifest.remove(TRAINING_KEY);
     }
-    file.tensors.retain(|t| !t.name.starts_with(ADAM_PREFIX) && !t.name.starts_with(crate::frame::STATE_PREFIX));
+    file.tensors.retain(|t| !t.name.starts_with(ADAM_PREFIX) && !t.name.starts_with(crate::run::STATE_PREFIX));
     Model::from_model_file(file.clone(), &Device::flex()).context("the checkpoint's model does not validate")?;
     Ok(file.to_bytes()?)
 }
@@ -374,9 +375,6 @@ impl Trainer {
 fn default_sample_range_limit() -> f64 {
     10.0
 }
-
-/// Manifest key of the training state in a checkpoint.
-const TRAINING_KEY: &str = "training";
 
 /// Prefix of the optimiser moments in a checkpoint (under the model file's extra tensors).
 const ADAM_PREFIX: &str = "extra.adam.";

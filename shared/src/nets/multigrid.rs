@@ -51,6 +51,10 @@ pub struct MultigridConfig {
     /// Divides every width (1 = the paper's; larger values make small nets for tests).
     #[config(default = 1)]
     pub width_divisor: usize,
+    /// The learned grids, coarse to fine: `[4, 16, 64]`, or `[64]` for the baselines that
+    /// sample with the 64×64 net alone (single-grid, CD-1, persistent CD).
+    #[config(default = "GRID_SIZES.to_vec()")]
+    pub grids: Vec<usize>,
 }
 
 impl MultigridConfig {
@@ -82,9 +86,12 @@ impl MultigridConfig {
         Ok(StackSpec { input: [self.channels, size, size], layers })
     }
 
-    /// The three grid nets, coarse to fine, named `grid4`, `grid16`, `grid64`.
+    /// The grid nets, coarse to fine, named `grid4`, `grid16`, `grid64`.
     pub fn stacks(&self) -> Result<Vec<NamedStack>, ArchError> {
-        GRID_SIZES
+        if self.grids.is_empty() || !self.grids.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(ArchError::Config(format!("the grids must be a non-empty increasing list, not {:?}", self.grids)));
+        }
+        self.grids
             .iter()
             .map(|&size| {
                 Ok(NamedStack { name: format!("grid{size}"), role: Role::Energy(Polarity::NegativeEnergy), spec: self.grid_spec(size)? })

@@ -8,7 +8,7 @@ use shared::nets::{MultigridConfig, Polarity, ShortRunConfig};
 use shared::rng::HostRng;
 use shared::sampler::{
     ChainInit, DeviceNoise, LangevinConfig, LatentEnergy, LogDensity, MalaConfig, NetDensity, PersistentChains, ProposalNorm,
-    cascade, downscale, downscale_mask, langevin, mala, multigrid::Grid, upscale,
+    Observation, cascade, downscale, downscale_mask, langevin, mala, multigrid::Grid, upscale,
 };
 
 use crate::common::{host, scalar, uniform};
@@ -118,10 +118,10 @@ fn cascade_produces_every_grid(device: &Device) {
     let model = MultigridConfig::new().with_width_divisor(32);
     let stacks: Vec<_> = [4, 16, 64].iter().map(|&s| model.grid_spec(s).expect("spec").init(device).expect("init")).collect();
     let densities: Vec<_> = stacks.iter().map(|stack| NetDensity { stack, polarity: Polarity::NegativeEnergy }).collect();
-    let grids: Vec<_> = densities.iter().map(|density| Grid { density, langevin: LangevinConfig::delta(3, 0.3, 50.0) }).collect();
+    let grids: Vec<_> = densities.iter().zip([4, 16, 64]).map(|(density, side)| Grid { side, density, langevin: LangevinConfig::delta(3, 0.3, 50.0) }).collect();
     let start = Tensor::<4>::full([2, 3, 1, 1], 128.0, device);
     let mut events = vec![0; 3];
-    let outputs = cascade(&grids, start, 4, &mut DeviceNoise::seeded(device, 1), |grid, _| {
+    let outputs = cascade(&grids, start, None, &mut DeviceNoise::seeded(device, 1), |grid, _| {
         events[grid] += 1;
         ControlFlow::Continue(())
     });
@@ -133,6 +133,56 @@ fn cascade_produces_every_grid(device: &Device) {
     // Started at 128 and moved by a few noisy steps: still close to it on the 0–255 scale.
     let mean = finest.iter().map(|v| *v as f64).sum::<f64>() / finest.len() as f64;
     assert!((mean - 128.0).abs() < 20.0, "mean {mean}");
+}
+
+/// Inpainting through the cascade: known pixels are imposed at every grid and never move;
+/// coarse grids know a pixel only when its whole block is known.
+fn cascade_inpainting_keeps_known_pixels(device: &Device) {
+    let model = MultigridConfig::new().with_width_divisor(32).with_channels(1);
+    let stacks: Vec<_> = [4, 16, 64].iter().map(|&s| model.grid_spec(s).expect("spec").init(device).expect("init")).collect();
+    let densities: Vec<_> = stacks.iter().map(|stack| NetDensity { stack, polarity: Polarity::NegativeEnergy }).collect();
+    let grids: Vec<_> = densities.iter().zip([4, 16, 64]).map(|(density, side)| Grid { side, density, langevin: LangevinConfig::delta(4, 0.3, 50.0) }).collect();
+    let values: Vec<f32> = (0..2 * 64 * 64).map(|i| ((i * 37) % 255) as f32).collect();
+    let images = Tensor::<4>::from_data(TensorData::new(values.clone(), [2, 1, 64, 64]), device);
+    // Missing: a 24×24 square at (8, 20) in image 0, every 5th pixel in image 1.
+    let missing: Vec<bool> = (0..2 * 64 * 64).map(|i| {
+        let (n, y, x) = (i / 4096, (i / 64) % 64, i % 64);
+        if n == 0 { (8..32).contains(&y) && (20..44).contains(&x) } else { i % 5 == 0 }
+    }).collect();
+    let known_values: Vec<f32> = missing.iter().map(|m| if *m { 0.0 } else { 1.0 }).collect();
+    let known = Tensor::<4>::from_data(TensorData::new(known_values, [2, 1, 64, 64]), device).greater_elem(0.5);
+    let observation = Observation { images, known };
+    // The 1×1 start is the mean of the known pixels.
+    let start = observation.known_mean();
+    let means = host(start.clone());
+    for (n, mean) in means.iter().enumerate() {
+        let (sum, count) = (0..4096).filter(|j| !missing[n * 4096 + j]).fold((0.0f64, 0usize), |(s, c), j| (s + f64::from(values[n * 4096 + j]), c + 1));
+        assert!((f64::from(*mean) - sum / count as f64).abs() < 1e-3, "known mean {mean}");
+    }
+    // At 16×16 the (block-aligned) square is 6×6 free blocks.
+    let coarse = observation.coarse(4);
+    let known = host(coarse.known.float());
+    let free_blocks = known[..256].iter().filter(|v| **v == 0.0).count();
+    assert_eq!(free_blocks, 6 * 6, "the square (8..32, 20..44) is 6×6 blocks of 4, all of them free");
+    assert!(known[256..].iter().all(|v| *v == 0.0), "every 4×4 block of image 1 has a missing pixel");
+    // ...but each still has known pixels, and its chain starts at their mean.
+    let partly = host(coarse.partly_known.float());
+    assert_eq!(partly[..256].iter().filter(|v| **v == 0.0).count(), 6 * 6);
+    assert!(partly[256..].iter().all(|v| *v == 1.0));
+    let block_means = host(coarse.mean);
+    let (sum, count) = (0..4).flat_map(|y| (0..4).map(move |x| 4096 + y * 64 + x)).filter(|i| !missing[*i]).fold((0.0f64, 0usize), |(s, c), i| (s + f64::from(values[i]), c + 1));
+    assert!((f64::from(block_means[256]) - sum / count as f64).abs() < 1e-3, "mean of the known pixels of image 1's first block");
+    let outputs = cascade(&grids, start, Some(&observation), &mut DeviceNoise::seeded(device, 2), |_, _| ControlFlow::Continue(()));
+    let finest = host(outputs[2].clone());
+    let mut moved = 0;
+    for (i, (got, want)) in finest.iter().zip(&values).enumerate() {
+        if missing[i] {
+            moved += usize::from(got != want);
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "known pixel {i} changed");
+        }
+    }
+    assert!(moved > missing.iter().filter(|m| **m).count() / 2, "missing pixels were sampled ({moved} moved)");
 }
 
 /// `E(z) = ‖z − μ‖² / 2`: the target `exp(−E)` is `N(μ, I)`.
@@ -170,6 +220,7 @@ device_tests!(
     callback_can_stop_a_chain,
     scaling_is_block_average_and_replication,
     cascade_produces_every_grid,
+    cascade_inpainting_keeps_known_pixels,
     mala_samples_a_gaussian,
 );
 

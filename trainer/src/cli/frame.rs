@@ -9,18 +9,18 @@ use clap::{Args, Subcommand, ValueEnum};
 use shared::file::{DataSpec, Model};
 use trainer::commands;
 use trainer::data::{LoadOptions, Split};
-use trainer::frame::{self, FrameData, FrameOptimizer, FrameTrainConfig, FrameTrainer, Learning};
+use trainer::frame::{self, FrameData, FrameTrainConfig, FrameTrainer, Learning};
 use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{DataSource, host_values};
 
-use super::{DeviceArgs, SamplerArgs, grid_columns, load_images, load_model, select_device, set, training_progress};
+use super::{DeviceArgs, SamplerArgs, UpdateArgs, grid_columns, load_images, load_model, open_run, select_device, set, training_progress};
 
 /// The generative ConvNet (FRAME model with a Gaussian reference, Xie et al. 2016).
 #[derive(Subcommand, Debug)]
 pub enum FrameCommand {
     /// Learn from one texture image, from aligned object images, or by CD-1 (reconstruction).
-    Train(FrameTrainArgs),
+    Train(Box<FrameTrainArgs>),
     /// Training image | synthesis of the same size | synthesis at a larger size, as one PNG.
     Figure(FigureArgs),
     /// The CD auto-encoder's reconstructions B = σ²·∂f/∂I of images, with their error.
@@ -36,14 +36,6 @@ pub enum Experiment {
     Objects,
     /// Exp. 3: contrastive divergence (one step from the data), all layers at once, T = 1200.
     Reconstruction,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OptimizerChoice {
-    /// The lab's per-layer normalised, capped SGD.
-    Lab,
-    /// Adam (β₁ 0.5, as the Paddle port).
-    Adam,
 }
 
 #[derive(Args, Debug)]
@@ -109,20 +101,8 @@ pub struct FrameTrainArgs {
     halve_lr: bool,
     /// Parameter update (default Adam: lr 2e-3 for texture, 5e-4 for objects, 1e-3 for
     /// reconstruction).
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerChoice>,
-    /// Learning rate (default: the experiment's).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Lab update: cap on max|g| of the normalised gradient (0 = none).
-    #[arg(long)]
-    cap: Option<f64>,
-    /// Lab update: weight decay.
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// Lab update: momentum.
-    #[arg(long)]
-    momentum: Option<f64>,
+    #[command(flatten)]
+    update: UpdateArgs,
     /// Langevin steps the model file asks for when sampling from scratch.
     #[arg(long)]
     synthesis_steps: Option<usize>,
@@ -184,7 +164,7 @@ pub struct FrameReconstructArgs {
 
 pub fn run(command: FrameCommand) -> anyhow::Result<()> {
     match command {
-        FrameCommand::Train(args) => train(args),
+        FrameCommand::Train(args) => train(*args),
         FrameCommand::Figure(args) => figure(args),
         FrameCommand::Reconstruct(args) => reconstruct(args),
     }
@@ -223,36 +203,7 @@ fn train_config(args: &FrameTrainArgs) -> anyhow::Result<FrameTrainConfig> {
     config.halve_lr_per_layer |= args.halve_lr;
     set(&mut config.synthesis_steps, args.synthesis_steps);
     set(&mut config.seed, args.seed);
-    let preset = config.optimizer;
-    config.optimizer = match args.optimizer.unwrap_or(match preset {
-        FrameOptimizer::Lab(_) => OptimizerChoice::Lab,
-        FrameOptimizer::Adam(_) => OptimizerChoice::Adam,
-    }) {
-        OptimizerChoice::Lab => {
-            let mut lab = match preset {
-                FrameOptimizer::Lab(lab) => lab,
-                FrameOptimizer::Adam(_) => FrameTrainConfig::LAB_UPDATE,
-            };
-            set(&mut lab.lr, args.lr);
-            set(&mut lab.weight_decay, args.weight_decay);
-            set(&mut lab.momentum, args.momentum);
-            if let Some(cap) = args.cap {
-                lab.cap = (cap > 0.0).then_some(cap);
-            }
-            FrameOptimizer::Lab(lab)
-        }
-        OptimizerChoice::Adam => {
-            if args.cap.is_some() || args.weight_decay.is_some() || args.momentum.is_some() {
-                bail!("--cap, --weight-decay and --momentum belong to the lab update, not to Adam");
-            }
-            let mut adam = match preset {
-                FrameOptimizer::Adam(adam) => adam,
-                FrameOptimizer::Lab(_) => FrameTrainConfig::ADAM_UPDATE,
-            };
-            set(&mut adam.lr, args.lr);
-            FrameOptimizer::Adam(adam)
-        }
-    };
+    config.optimizer = args.update.apply(config.optimizer, FrameTrainConfig::LAB_UPDATE, FrameTrainConfig::ADAM_UPDATE)?;
     config.validate()?;
     Ok(config)
 }
@@ -265,26 +216,21 @@ fn frame_data(config: &FrameTrainConfig, channels: Option<usize>, device: &Devic
 fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let device = select_device(&args.device)?;
-    let mut trainer = if args.resume {
-        let (config, bytes): (FrameTrainConfig, _) = run.resume_state()?;
+    let resume_from = |config: FrameTrainConfig, bytes: Vec<u8>| {
         let data = frame_data(&config, Some(config.net.channels), &device)?;
         let trainer = FrameTrainer::from_checkpoint(&bytes, data, &device)?;
-        run.truncate_metrics(trainer.iteration)?;
-        eprintln!("resuming {} at iteration {}", run.root().display(), trainer.iteration);
-        trainer
-    } else {
-        if run.checkpoint().exists() {
-            bail!("{} already holds a run; pass --resume to continue it or choose another --run", run.root().display());
-        }
+        let iteration = trainer.iteration;
+        Ok((trainer, iteration))
+    };
+    let mut trainer = open_run(&run, args.resume, resume_from, || {
         let mut config = train_config(&args)?;
         let data = frame_data(&config, args.channels, &device)?;
         let [count, channels, height, width] = data.images.dims();
         eprintln!("data: {count} image(s) of {channels}×{height}×{width} from {}", config.source.describe());
         config.net.channels = channels;
-        run.create()?;
-        atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
-        FrameTrainer::new(config, data, &device)?
-    };
+        let trainer = FrameTrainer::new(config.clone(), data, &device)?;
+        Ok((config, trainer))
+    })?;
     let total = trainer.config.total_iterations();
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();

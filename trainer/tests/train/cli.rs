@@ -190,3 +190,76 @@ fn frame_commands_reject_bad_input_with_reasons() {
     let out = trainer(&["sample", short_run.to_str().expect("utf-8"), "--width", "0", "--out", dir.join("s").to_str().expect("utf-8"), "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("at least 1"), "{}", stderr(&out));
 }
+
+#[test]
+fn multigrid_train_sample_inpaint_table_end_to_end() {
+    let dir = scratch("multigrid");
+    let data = crate::mnist_mini();
+    let data_s = data.to_str().expect("utf-8");
+    let tiny = ["--data", data_s, "--limit", "8", "--batch-size", "4", "--epochs", "1", "--width-divisor", "16", "--steps", "2", "--baseline-steps", "3", "--hole", "16", "--quiet", "--device", "flex"];
+    let mut models = Vec::new();
+    for method in ["multigrid", "pcd"] {
+        let run = dir.join(method);
+        let out = trainer(&[&["multigrid", "train", "--method", method, "--run", run.to_str().expect("utf-8"), "--sample-every", "1"][..], &tiny[..]].concat());
+        assert!(out.status.success(), "multigrid train --method {method} failed: {}", stderr(&out));
+        for file in ["config.json", "metrics.jsonl", "checkpoint.ebm", "model.ebm", "samples/iter_0000002.png"] {
+            assert!(run.join(file).exists(), "{method}: missing {file}");
+        }
+        models.push(run.join("model.ebm"));
+    }
+    // Every grid's samples, shown at 64×64: a 4×4 grid of 16 chains.
+    for side in [4, 16, 64] {
+        let grid = image::open(dir.join(format!("multigrid/grid{side}.png"))).expect("grid");
+        assert_eq!((grid.width(), grid.height()), (4 * 64 + 3 * 2, 4 * 64 + 3 * 2), "grid{side}.png");
+    }
+    assert_png(&dir.join("multigrid/one-start/grid64.png"));
+    // A fresh start refuses a folder that holds a run.
+    let run_s = dir.join("multigrid");
+    let again = trainer(&[&["multigrid", "train", "--run", run_s.to_str().expect("utf-8")][..], &tiny[..]].concat());
+    assert!(!again.status.success() && stderr(&again).contains("--resume"), "{}", stderr(&again));
+
+    let mg = models[0].to_str().expect("utf-8");
+    let figure = dir.join("inpaint.png");
+    let out = trainer(&["multigrid", "inpaint", mg, "--data", data_s, "--count", "3", "--mask", "doodle", "--out", figure.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success() && stderr(&out).contains("doodle mask: error"), "{}", stderr(&out));
+    assert_eq!(image::open(&figure).expect("figure").height(), 3 * 64 + 2 * 2, "rows: originals, masked, inpainted");
+
+    let table = dir.join("table.md");
+    let (a, b) = (format!("MG={mg}"), format!("PCD={}", models[1].to_str().expect("utf-8")));
+    let out = trainer(&["multigrid", "table", "--model", &a, "--model", &b, "--data", data_s, "--count", "4", "--out", table.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "table failed: {}", stderr(&out));
+    let text = std::fs::read_to_string(&table).expect("table");
+    for row in ["error square", "error doodle", "error pepper-salt", "PSNR square", "PSNR doodle", "PSNR pepper-salt"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("| {row} |"))).unwrap_or_else(|| panic!("no {row} row in {text}"));
+        let ours: Vec<f64> = line.split('|').skip(2).take(2).map(|v| v.trim().parse().expect("a number")).collect();
+        assert!(ours.iter().all(|v| v.is_finite() && *v > 0.0), "{row}: {ours:?}");
+    }
+}
+
+#[test]
+fn multigrid_commands_reject_bad_input_with_reasons() {
+    let dir = scratch("multigrid-bad");
+    let run = dir.join("run");
+    let run_s = run.to_str().expect("utf-8");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--hole", "64"], "--hole must be 1 to 63"),
+        (&["--batch-size", "0"], "--batch-size must be at least 1"),
+        (&["--epochs", "0"], "--epochs must be at least 1"),
+        (&["--optimizer", "adam", "--momentum", "0.5"], "belong to the lab update"),
+        (&["--width-divisor", "16", "--steps", "0"], "--steps must be at least 1"),
+    ];
+    for (extra, message) in cases {
+        let out = trainer(&[&["multigrid", "train", "--run", run_s, "--device", "flex"][..], extra].concat());
+        assert!(!out.status.success() && stderr(&out).contains(message), "{extra:?}: {}", stderr(&out));
+        assert!(!run.join("config.json").exists(), "{extra:?}: a refused run leaves no folder behind");
+    }
+    let short_run = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm"));
+    let short_run_s = short_run.to_str().expect("utf-8");
+    let out = trainer(&["multigrid", "sample", short_run_s, "--out", dir.join("s").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("is a short_run model, not a multigrid one"), "{}", stderr(&out));
+    let out = trainer(&["multigrid", "table", "--model", short_run_s, "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("expected NAME=PATH"), "{}", stderr(&out));
+    let multigrid = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/multigrid-boots.ebm"));
+    let out = trainer(&["sample", multigrid.to_str().expect("utf-8"), "--out", dir.join("t").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("trainer multigrid sample"), "{}", stderr(&out));
+}

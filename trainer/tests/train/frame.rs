@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use shared::rng::HostRng;
 use trainer::data::{self, LoadOptions, Split};
-use trainer::frame::{self, FrameData, FrameOptimizer, FrameTrainConfig, FrameTrainError, FrameTrainer, MeanKind};
+use trainer::frame::{self, FrameData, FrameTrainConfig, FrameTrainError, FrameTrainer, MeanKind};
+use trainer::optim::Update;
 use trainer::optim::{LabSgd, LabSgdSettings, parameter_roles};
 use trainer::shortrun::{DataSource, host_values};
 
@@ -32,14 +33,14 @@ fn small_texture_config(size: usize) -> FrameTrainConfig {
     config.net.width_divisor = 4;
     config.chains = 4;
     config.seed = 5;
-    config.optimizer = FrameOptimizer::Lab(FrameTrainConfig::LAB_UPDATE);
+    config.optimizer = Update::Lab(FrameTrainConfig::LAB_UPDATE);
     config
 }
 
 fn lab(config: &mut FrameTrainConfig) -> &mut LabSgdSettings {
     match &mut config.optimizer {
-        FrameOptimizer::Lab(lab) => lab,
-        FrameOptimizer::Adam(_) => unreachable!("small_texture_config uses the lab update"),
+        Update::Lab(lab) => lab,
+        Update::Adam(_) => unreachable!("small_texture_config uses the lab update"),
     }
 }
 
@@ -74,20 +75,6 @@ fn texture_synthesis_matches_the_training_image_statistics() {
     assert!(spread > 0.3 * std, "chains' RMS {spread:.1} vs the texture's {std:.1}");
 }
 
-/// wgpu (lavapipe in CI, where `EBM_REQUIRE_WGPU=1` makes its absence a failure), or `None`;
-/// initialised once per process (wgpu's runtime registers only once).
-fn wgpu() -> Option<Device> {
-    static DEVICE: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
-    match DEVICE.get_or_init(|| trainer::device::select(trainer::device::DeviceChoice::Wgpu).map(|s| s.device).map_err(|e| e.to_string())) {
-        Ok(device) => Some(device.clone()),
-        Err(error) if std::env::var("EBM_REQUIRE_WGPU").as_deref() == Ok("1") => panic!("EBM_REQUIRE_WGPU=1: {error}"),
-        Err(error) => {
-            eprintln!("skipped: {error}");
-            None
-        }
-    }
-}
-
 #[test]
 fn cd1_reconstruction_error_decreases_on_flex() {
     cd1_reconstruction_error_decreases(&Device::flex());
@@ -95,7 +82,7 @@ fn cd1_reconstruction_error_decreases_on_flex() {
 
 #[test]
 fn cd1_reconstruction_error_decreases_on_wgpu() {
-    if let Some(device) = wgpu() {
+    if let Some(device) = crate::wgpu() {
         cd1_reconstruction_error_decreases(&device);
     }
 }
@@ -198,7 +185,7 @@ fn lab_update_normalises_and_caps_on_flex() {
 
 #[test]
 fn lab_update_normalises_and_caps_on_wgpu() {
-    if let Some(device) = wgpu() {
+    if let Some(device) = crate::wgpu() {
         lab_update_normalises_and_caps(&device);
     }
 }

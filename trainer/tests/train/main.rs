@@ -3,6 +3,7 @@
 mod cli;
 mod frame;
 mod learning;
+mod multigrid;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,11 @@ pub fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 /// The bundled MNIST subset.
 pub fn mnist_mini() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/mnist-mini"))
+}
+
+/// The bundled Fashion-MNIST ankle boots (300 training, 100 test images).
+pub fn fashion_boots() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/fashion-boots"))
 }
 
 /// MNIST digits resized to 16×16, in model space, on `device`.
@@ -45,4 +51,18 @@ pub fn tiny_config(iterations: u64) -> TrainConfig {
 /// Host values of a tensor.
 pub fn host(t: Tensor<4>) -> Vec<f32> {
     shortrun::host_values(t).expect("f32")
+}
+
+/// wgpu (lavapipe in CI, where `EBM_REQUIRE_WGPU=1` makes its absence a failure), or `None`;
+/// initialised once per process (wgpu's runtime registers only once).
+pub fn wgpu() -> Option<Device> {
+    static DEVICE: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+    match DEVICE.get_or_init(|| trainer::device::select(trainer::device::DeviceChoice::Wgpu).map(|s| s.device).map_err(|e| e.to_string())) {
+        Ok(device) => Some(device.clone()),
+        Err(error) if std::env::var("EBM_REQUIRE_WGPU").as_deref() == Ok("1") => panic!("EBM_REQUIRE_WGPU=1: {error}"),
+        Err(error) => {
+            eprintln!("skipped: {error}");
+            None
+        }
+    }
 }
