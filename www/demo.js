@@ -75,6 +75,8 @@ async function loadModel(source, label) {
     state.texture = null;
     // The endless texture is for texture models (any canvas size, stationary by design).
     $('texture-section').hidden = !(model.info.family === 'frame' && model.info.anySize);
+    // Interpolation walks the short-run map's noise space; multigrid chains start from colours.
+    $('interpolate').hidden = model.info.family === 'multigrid';
     const d = model.info.defaults;
     fitSlider('steps', d.steps, 1);
     fitSlider('step-size', d.stepSize);
@@ -117,7 +119,9 @@ async function generate() {
     state.last = result;
     window.demo.generated += 1;
     window.demo.lastResult = result;
-    $('status').textContent = `${result.count} images, ${options.steps} steps in ${result.millis.toFixed(0)} ms (${(options.steps / result.millis * 1000).toFixed(1)} steps/s) on ${result.backend} · click one to inpaint it`;
+    const steps = method === 'cascade' ? options.steps * state.info.grids.length : options.steps;
+    const where = method === 'cascade' ? `${options.steps} steps per grid (${state.info.grids.join(' → ')})` : `${steps} steps`;
+    $('status').textContent = `${result.count} images, ${where} in ${result.millis.toFixed(0)} ms (${(steps / result.millis * 1000).toFixed(1)} steps/s) on ${result.backend} · click one to inpaint it`;
   } catch (error) {
     showError(error);
     if (error.code === 'cancelled') $('status').textContent = 'stopped';

@@ -135,6 +135,8 @@ export interface EbmModel {
    *  have the current grid's size. A single-net model is a one-grid cascade. */
   cascade(options?: SampleOptions): Promise<SampleResult>;
   interpolate(options?: InterpolateOptions): Promise<SampleResult>;
+  /** Fills the masked pixels; a multigrid model does it through its cascade (known pixels
+   *  imposed and frozen at every grid). */
   inpaint(options: InpaintOptions): Promise<SampleResult>;
   /** Compiles shaders and allocates buffers with one tiny chain. */
   warmUp(): Promise<void>;

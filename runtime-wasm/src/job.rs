@@ -201,15 +201,15 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let mut rng = HostRng::new(request.seed);
     let (stack, polarity) = energy_net(model)?;
     let mut config = chain_config(model, &request.overrides)?;
+    // A multigrid model's nets each take their own grid: it samples through the cascade.
+    let multigrid = matches!(model.manifest.model, ModelSpec::Multigrid(_));
     let (start, frozen) = match &request.task {
-        Task::Cascade { count } => {
-            check_batch(model, batch_shape(model, *count), backend.info.max_buffer_bytes)?;
-            let start = cascade_start(model, *count, &mut rng, &backend.device)?;
-            return run_cascade(model, backend, request, start, None, &mut rng, host).await;
-        }
+        Task::Interpolation { .. } if multigrid => return Err(GenerateError::Unsupported { task: "interpolation", family: "multigrid" }.into()),
+        Task::Cascade { count } => return cascade_from_scratch(model, backend, request, *count, &mut rng, host).await,
+        Task::Synthesis { count, size: None } if multigrid => return cascade_from_scratch(model, backend, request, *count, &mut rng, host).await,
         // Multigrid models (and their single-net baselines) inpaint through the cascade, from
         // the known pixels' mean colour, with the known pixels imposed at every grid.
-        Task::Inpainting { images, missing, count, size: None, .. } if matches!(model.manifest.model, ModelSpec::Multigrid(_)) => {
+        Task::Inpainting { images, missing, count, size: None, .. } if multigrid => {
             let shape = batch_shape(model, *count);
             check_batch(model, shape, backend.info.max_buffer_bytes)?;
             let task = inpainting(model, images, missing, shape, true, &mut rng, device)?;
@@ -243,6 +243,13 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     let images = read_images(model, chain.into_state(), steps).await?;
     backend.check_alive()?;
     Ok(images)
+}
+
+/// The cascade from `count` 1×1 starts drawn from the model's start colours.
+async fn cascade_from_scratch(model: &Model, backend: &Backend, request: &Request, count: usize, rng: &mut HostRng, host: &mut impl Host) -> Result<Images, RuntimeError> {
+    check_batch(model, batch_shape(model, count), backend.info.max_buffer_bytes)?;
+    let start = cascade_start(model, count, rng, &backend.device)?;
+    run_cascade(model, backend, request, start, None, rng, host).await
 }
 
 /// The multigrid cascade: `start` (`[N, C, 1, 1]`), then every grid's chain on the up-scaled

@@ -252,6 +252,13 @@ fn cascade_runs_every_grid_from_the_start_colours() {
     let out = block_on(run(&model, &backend, &moving, &mut frames)).expect("cascade");
     assert_eq!(frames.0, vec![(3, 9, 4), (6, 9, 16), (9, 9, 64)], "3 steps per grid, frames at each grid's size");
     assert!(out.values.iter().any(|&v| (v - 10.0).abs() > 0.1), "the chains moved away from the start");
+
+    // "sample" on a multigrid model is the cascade too; interpolation is a typed refusal.
+    let sampled = block_on(run(&model, &backend, &request(Task::Synthesis { count: 2, size: None }), &mut Frames::default())).expect("sample");
+    assert_eq!(sampled.shape, [2, 3, 64, 64]);
+    let error = block_on(run(&model, &backend, &request(Task::Interpolation { pairs: 1, points: 4 }), &mut Frames::default())).expect_err("interpolation");
+    assert!(matches!(error, RuntimeError::Request(GenerateError::Unsupported { task: "interpolation", family: "multigrid" })), "{error}");
+    assert_eq!(error.code(), "invalid-request");
 }
 
 /// A multigrid model inpaints through its cascade: the known pixels' mean colour at 1×1, known

@@ -76,6 +76,14 @@ pub enum GenerateError {
         /// Why not.
         why: String,
     },
+    /// A task this family of models does not do.
+    #[error("{task} is not available for {family} models")]
+    Unsupported {
+        /// The task asked for.
+        task: &'static str,
+        /// The model family.
+        family: &'static str,
+    },
     /// Image values are not finite.
     #[error("{what} holds a non-finite value at index {index}")]
     NonFinite {
