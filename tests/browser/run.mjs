@@ -104,7 +104,7 @@ async function multigridChecks(label, page) {
     const listed = await (await fetch('models/models.json')).json();
     const model = await window.demo.state.runtime.loadModel(listed.find((m) => m.family === 'multigrid').url);
     const sizes = [];
-    const cascade = await model.cascade({ count: 2, steps: 3, seed: 4, frameEvery: 3, onProgress: (p) => sizes.push(p.frame?.height) });
+    const cascade = await model.cascade({ count: 2, steps: 3, seed: 4, frameEvery: 3, onProgress: (p) => sizes.push(p.images?.height) });
     const values = Array.from(cascade.values);
     const images = values.slice(0, 4096);
     const missing = images.map((_, i) => (Math.floor(i / 64) >= 20 && Math.floor(i / 64) < 40 && i % 64 >= 20 && i % 64 < 40 ? 1 : 0));

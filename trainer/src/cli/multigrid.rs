@@ -498,7 +498,9 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
     rows.extend(psnr_rows);
     let mut text = String::new();
     let names: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
-    writeln!(text, "Inpainting of {count} held-out images from {} ({} split), 64×64, errors on a 0–1 scale over the missing pixels.", args.held_out.data.display(), if args.held_out.split == SplitChoice::Test { "test" } else { "train" })?;
+    let class = args.held_out.class.map(|c| format!(", class {c}")).unwrap_or_default();
+    let split = if args.held_out.split == SplitChoice::Test { "test" } else { "train" };
+    writeln!(text, "Inpainting of {count} held-out images from {} ({split} split{class}), 64×64, errors on a 0–1 scale over the missing pixels.", args.held_out.data.display())?;
     writeln!(text, "Masks: square 32×32 at a random position; doodle 25 % of the pixels; pepper-and-salt 30 %.\n")?;
     writeln!(text, "| metric | {} | paper PCD | paper CD1 | paper SG | paper CE | paper MG |", names.join(" | "))?;
     writeln!(text, "|---|{}---|---|---|---|---|", "---|".repeat(names.len()))?;
