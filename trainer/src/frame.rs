@@ -31,7 +31,7 @@ use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langev
 use crate::data::ImageSet;
 use crate::run::{open_checkpoint, seal_checkpoint};
 use crate::optim::{AdamSettings, LabSgdSettings, ParameterRole, Update, Updater, parameter_roles};
-use crate::shortrun::{DataSource, host_values};
+use crate::shortrun::{DataSource, check_delta_langevin, host_values};
 
 /// How the synthesised images of an update are obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,18 +200,8 @@ impl FrameTrainConfig {
         if self.iterations_per_layer == 0 {
             bail!("--iterations must be at least 1");
         }
-        let LangevinConfig { step_size, noise, reference_sigma, .. } = self.langevin;
-        if !(step_size.is_finite() && step_size > 0.0 && noise.is_finite() && noise >= 0.0) {
-            bail!("the Langevin step δ must be a positive number");
-        }
-        if !reference_sigma.is_some_and(|s| s.is_finite() && s > 0.0) {
-            bail!("the reference σ must be a positive number");
-        }
-        let lr = self.optimizer.lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            bail!("the learning rate must be a positive number, not {lr}");
-        }
-        Ok(())
+        check_delta_langevin(&self.langevin, true)?;
+        self.optimizer.check()
     }
 }
 

@@ -39,7 +39,7 @@ use crate::data::ImageSet;
 use crate::metrics::{MaskedScores, masked_scores};
 use crate::run::{open_checkpoint, seal_checkpoint};
 use crate::optim::{AdamSettings, LabSgdSettings, ParameterRole, Update, Updater, collect_parameter_count, parameter_roles};
-use crate::shortrun::{DataSource, host_values};
+use crate::shortrun::{DataSource, check_delta_langevin, host_values};
 
 /// Image side of every multigrid model.
 pub const IMAGE_SIZE: usize = 64;
@@ -145,13 +145,8 @@ impl MultigridTrainConfig {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
-        let LangevinConfig { step_size, noise, reference_sigma, .. } = self.langevin;
-        if !(step_size.is_finite() && step_size > 0.0 && noise.is_finite() && noise >= 0.0) {
-            bail!("the Langevin step δ must be a positive number");
-        }
-        if reference_sigma.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-            bail!("the reference σ must be a positive number");
-        }
+        // No reference term is the TensorFlow release's chain.
+        check_delta_langevin(&self.langevin, false)?;
         if self.langevin.steps == 0 || self.baseline_steps == 0 {
             bail!("--steps must be at least 1");
         }
@@ -160,11 +155,7 @@ impl MultigridTrainConfig {
         {
             bail!("--hole must be 1 to {}, not {hole}", IMAGE_SIZE - 1);
         }
-        let lr = self.optimizer.lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            bail!("the learning rate must be a positive number, not {lr}");
-        }
-        Ok(())
+        self.optimizer.check()
     }
 
     /// The learning-rate factor in epoch `epoch` (0-based): 80 log-spaced values from 1 to
@@ -491,9 +482,18 @@ fn flat(values: Vec<f32>, device: &Device) -> Tensor<1> {
 /// `[N, C, 64, 64]`, true inside one `hole`×`hole` square per image at a position drawn
 /// uniformly from `rng`.
 pub fn square_holes(count: usize, channels: usize, hole: usize, rng: &mut HostRng, device: &Device) -> Tensor<4, Bool> {
-    let missing = test_masks(MaskKind::Square { side: hole }, count, rng);
-    let values: Vec<f32> = missing.iter().flat_map(|image| (0..channels).flat_map(move |_| image.iter().map(|&m| f32::from(u8::from(m))))).collect();
-    Tensor::<4>::from_data(TensorData::new(values, [count, channels, IMAGE_SIZE, IMAGE_SIZE]), device).greater_elem(0.5)
+    missing_tensor(&test_masks(MaskKind::Square { side: hole }, count, rng), channels, device)
+}
+
+/// 64×64 masks, one per image, repeated over `channels`: `N·C·64·64` values, image after image.
+pub fn per_channel(masks: &[Vec<bool>], channels: usize) -> Vec<bool> {
+    masks.iter().flat_map(|mask| (0..channels).flat_map(move |_| mask.iter().copied())).collect()
+}
+
+/// `[N, C, 64, 64]`, true where `masks` (one per image, shared by the channels) is true.
+fn missing_tensor(masks: &[Vec<bool>], channels: usize, device: &Device) -> Tensor<4, Bool> {
+    let values: Vec<f32> = per_channel(masks, channels).into_iter().map(|m| f32::from(u8::from(m))).collect();
+    Tensor::<4>::from_data(TensorData::new(values, [masks.len(), channels, IMAGE_SIZE, IMAGE_SIZE]), device).greater_elem(0.5)
 }
 
 /// The three test masks of the paper's inpainting experiment. Their sizes were lost from the
@@ -591,15 +591,18 @@ pub fn inpaint(model: &Model, images: Tensor<4>, missing: &[Vec<bool>], override
     if missing.len() != count {
         bail!("{} masks for {count} images", missing.len());
     }
-    let device = images.device();
-    let known: Vec<f32> = missing.iter().flat_map(|mask| (0..channels).flat_map(move |_| mask.iter().map(|&m| if m { 0.0 } else { 1.0 }))).collect();
-    let known = Tensor::<4>::from_data(TensorData::new(known, images.dims()), &device).greater_elem(0.5);
+    let known = missing_tensor(missing, channels, &images.device()).bool_not();
     let observation = Observation { images, known };
+    let outputs = model_cascade(model, overrides, observation.known_mean(), Some(&observation), noise)?;
+    outputs.into_iter().last().context("the model has no grid")
+}
+
+/// The model's grids as a cascade from `start` (see [`cascade`]), every grid's images.
+fn model_cascade(model: &Model, overrides: &Overrides, start: Tensor<4>, observation: Option<&Observation>, noise: &mut impl NoiseSource) -> anyhow::Result<Vec<Tensor<4>>> {
     let cascade_grids = cascade_grids(model, overrides)?;
     let densities: Vec<NetDensity<'_>> = cascade_grids.iter().map(|g| NetDensity { stack: g.stack, polarity: g.polarity }).collect();
     let grids: Vec<_> = cascade_grids.iter().zip(&densities).map(|(g, density)| Grid { side: g.side, density, langevin: g.config }).collect();
-    let outputs = cascade(&grids, observation.known_mean(), Some(&observation), noise, |_, _| ControlFlow::Continue(()));
-    outputs.into_iter().last().context("the model has no grid")
+    Ok(cascade(&grids, start, observation, noise, |_, _| ControlFlow::Continue(())))
 }
 
 /// Samples from scratch: `count` 1×1 starts drawn from the training images' 1×1 versions (one
@@ -609,10 +612,7 @@ pub fn synthesise(model: &Model, count: usize, one_start: bool, overrides: &Over
     let mut rng = HostRng::new(seed);
     let start = cascade_start(model, if one_start { 1 } else { count }, &mut rng, device)?;
     let start = if one_start { start.repeat_dim(0, count) } else { start };
-    let cascade_grids = cascade_grids(model, overrides)?;
-    let densities: Vec<NetDensity<'_>> = cascade_grids.iter().map(|g| NetDensity { stack: g.stack, polarity: g.polarity }).collect();
-    let grids: Vec<_> = cascade_grids.iter().zip(&densities).map(|(g, density)| Grid { side: g.side, density, langevin: g.config }).collect();
-    Ok(cascade(&grids, start, None, &mut DeviceNoise::seeded(device, rng.fork_seed()), |_, _| ControlFlow::Continue(())))
+    model_cascade(model, overrides, start, None, &mut DeviceNoise::seeded(device, rng.fork_seed()))
 }
 
 /// Inpainting scores of `model` on `images` for one mask kind (the masks are drawn from `seed`,
@@ -628,7 +628,6 @@ pub fn score_inpainting(model: &Model, images: &Tensor<4>, kind: MaskKind, overr
         results.push(inpaint(model, images.clone().narrow(0, start, n), &masks[start..start + n], overrides, &mut noise)?);
     }
     let result = Tensor::cat(results, 0);
-    let missing: Vec<bool> = masks.iter().flat_map(|m| (0..channels).flat_map(move |_| m.iter().copied())).collect();
-    let scores = masked_scores(&host_values(images.clone())?, &host_values(result.clone())?, &missing, channels * h * w, 255.0);
+    let scores = masked_scores(&host_values(images.clone())?, &host_values(result.clone())?, &per_channel(&masks, channels), channels * h * w, 255.0);
     Ok((scores, result, masks))
 }

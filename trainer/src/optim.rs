@@ -263,6 +263,13 @@ impl Update {
             Self::Adam(adam) => adam.lr,
         }
     }
+
+    /// Refuses a learning rate that is not a positive number.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let lr = self.lr();
+        anyhow::ensure!(lr.is_finite() && lr > 0.0, "the learning rate must be a positive number, not {lr}");
+        Ok(())
+    }
 }
 
 /// An [`Update`] with its state, checkpointable by name.

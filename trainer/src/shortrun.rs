@@ -84,6 +84,20 @@ impl DataSource {
     }
 }
 
+/// Refuses a δ-form chain `I ← I + δ²/2·(∂f/∂I − I/σ²) + δ·N` whose step or noise is not a
+/// number it can run, or whose reference σ (required when `require_sigma`) is not positive.
+pub fn check_delta_langevin(langevin: &LangevinConfig, require_sigma: bool) -> anyhow::Result<()> {
+    let LangevinConfig { step_size, noise, reference_sigma, .. } = *langevin;
+    if !(step_size.is_finite() && step_size > 0.0 && noise.is_finite() && noise >= 0.0) {
+        bail!("the Langevin step δ must be a positive number");
+    }
+    let sigma_ok = reference_sigma.map_or(!require_sigma, |s| s.is_finite() && s > 0.0);
+    if !sigma_ok {
+        bail!("the reference σ must be a positive number");
+    }
+    Ok(())
+}
+
 /// Everything that defines a short-run training run (saved as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {

@@ -28,7 +28,7 @@ pub fn downscale_mask(frozen: Tensor<4, Bool>, k: usize) -> Tensor<4, Bool> {
 }
 
 /// Observed images for inpainting: the pixel values and which of them are known. Coarse grids
-/// see it through [`Observation::downscale`]; the paper does not say how its mask reaches them.
+/// see it through [`Observation::coarse`]; the paper does not say how its mask reaches them.
 #[derive(Debug, Clone)]
 pub struct Observation {
     /// Images `[N, C, H, W]`; only the known pixels are used.

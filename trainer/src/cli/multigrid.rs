@@ -426,8 +426,8 @@ fn inpainting_figure(path: &Path, originals: Tensor<4>, masks: &[Vec<bool>], inp
     let [_, channels, h, w] = originals.dims();
     let originals = originals.narrow(0, 0, n);
     let mut masked = host_values(originals.clone())?;
-    for (i, value) in masked.iter_mut().enumerate() {
-        if masks[i / (channels * h * w)][i % (h * w)] {
+    for (value, missing) in masked.iter_mut().zip(multigrid::per_channel(&masks[..n], channels)) {
+        if missing {
             *value = 128.0;
         }
     }
