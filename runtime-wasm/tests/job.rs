@@ -306,6 +306,9 @@ fn multigrid_inpainting_runs_the_cascade_and_keeps_known_pixels() {
     // Filled from the known pixels' mean colour (about 127.5), not from the start colours (10–30).
     let filled: f32 = out.values.iter().zip(&missing).filter(|(_, m)| **m != 0.0).map(|(v, _)| *v).sum::<f32>() / 1200.0;
     assert!((filled - 127.5).abs() < 20.0, "hole mean {filled}");
+    let wrong = Task::Inpainting { images: vec![0.0; 10], missing: vec![0.0; 10], count: 1, size: None, start_from_image: false };
+    let error = block_on(run(&model, &backend, &request(wrong), &mut Steps(&mut Vec::new()))).expect_err("wrong size");
+    assert!(matches!(error, RuntimeError::Request(GenerateError::Length { expected: 12288, found: 10, .. })), "{error}");
 }
 
 /// Nobody watches progress: chunks double while the device answers quickly and halve when a

@@ -257,6 +257,8 @@ fn multigrid_commands_reject_bad_input_with_reasons() {
     let short_run_s = short_run.to_str().expect("utf-8");
     let out = trainer(&["multigrid", "sample", short_run_s, "--out", dir.join("s").to_str().expect("utf-8"), "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("is a short_run model, not a multigrid one"), "{}", stderr(&out));
+    let out = trainer(&["multigrid", "inpaint", short_run_s, "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("not a multigrid one"), "{}", stderr(&out));
     let out = trainer(&["multigrid", "table", "--model", short_run_s, "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("expected NAME=PATH"), "{}", stderr(&out));
     let multigrid = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/multigrid-boots.ebm"));
