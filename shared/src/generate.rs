@@ -15,7 +15,7 @@ use crate::file::Model;
 use crate::layers::{OpSpec, Stack, StackSpec};
 use crate::nets::{Polarity, Role};
 use crate::rng::HostRng;
-use crate::sampler::{LangevinConfig, LogDensity, NetDensity, NoiseSource, StepEvent, langevin};
+use crate::sampler::{GeneratedEnergy, LangevinConfig, LogDensity, MalaConfig, NetDensity, NoiseSource, StepEvent, langevin, mala};
 
 /// A request the model cannot serve.
 #[derive(Debug, Error, PartialEq)]
@@ -203,6 +203,64 @@ pub fn interpolation_starts(model: &Model, pairs: usize, points: usize, rng: &mu
         }
     }
     Ok(Tensor::from_data(TensorData::new(starts, [pairs * points, c, h, w]), device))
+}
+
+/// A MEG model's generator and energy net.
+pub fn meg_nets(model: &Model) -> Result<GeneratedEnergy<'_>, GenerateError> {
+    let (energy, _) = energy_net(model)?;
+    let generator = model.stacks.iter().find(|s| s.role == Role::Generator).map(|s| &s.stack);
+    let generator = generator.ok_or(GenerateError::Unsupported { task: "sampling through a generator", family: model.manifest.model.family_name() })?;
+    Ok(GeneratedEnergy { generator, energy })
+}
+
+/// Longest MALA chain a caller may ask for (the authors' longest is 100).
+pub const MAX_MALA_STEPS: usize = 10_000;
+
+/// Checks MALA settings a caller gave.
+pub fn check_mala(config: &MalaConfig) -> Result<(), GenerateError> {
+    let bad = |name, value: f64, why| Err(GenerateError::Setting { name, value, why });
+    if config.steps > MAX_MALA_STEPS {
+        return bad("mala steps", config.steps as f64, "at most 10 000 steps");
+    }
+    if !(config.step_size.is_finite() && config.step_size > 0.0) {
+        return bad("mala step size", config.step_size, "a finite number above 0");
+    }
+    if !(config.temperature.is_finite() && config.temperature > 0.0) {
+        return bad("mala temperature", config.temperature, "a finite number above 0");
+    }
+    Ok(())
+}
+
+/// MEG samples: the latent codes, the images `G(z)` and MALA's acceptance rate.
+#[derive(Debug, Clone)]
+pub struct LatentSamples {
+    /// Final codes `[N, D]`.
+    pub z: Tensor<2>,
+    /// `G(z)` `[N, C, H, W]`.
+    pub images: Tensor<4>,
+    /// Fraction of accepted MALA proposals (one element; `None` without MALA).
+    pub acceptance_rate: Option<Tensor<1>>,
+}
+
+/// `count` MEG samples: `z ~ N(0, I)` drawn from `noise`, refined by latent-space MALA on
+/// `E(G(z))` when `mala` is given (0 steps = the generator alone), then `G(z)`.
+pub fn latent_samples(model: &Model, count: usize, mala_config: Option<&MalaConfig>, noise: &mut impl NoiseSource, device: &Device) -> Result<LatentSamples, GenerateError> {
+    if count == 0 {
+        return Err(GenerateError::NoImages);
+    }
+    let nets = meg_nets(model)?;
+    let latent = nets.generator.input_shape()[0];
+    let z = noise.normal([count, latent], device);
+    let (z, acceptance_rate) = match mala_config {
+        Some(config) => {
+            check_mala(config)?;
+            let out = mala(&nets, z, config, noise);
+            (out.z, Some(out.acceptance_rate))
+        }
+        None => (z, None),
+    };
+    let images = nets.generator.forward(z.clone().reshape([count, latent, 1, 1]));
+    Ok(LatentSamples { z, images, acceptance_rate })
 }
 
 /// The extra tensor holding the training images' 1×1 versions `[M, C]`: the multigrid

@@ -719,6 +719,51 @@ impl Stack {
         })
     }
 
+    /// The same stack with every BatchNorm normalising by `mode` (a trained generator switches
+    /// to its running statistics for evaluation).
+    pub fn with_norm_mode(mut self, mode: NormMode) -> Self {
+        for norm in self.blocks.iter_mut().filter_map(|b| b.norm.as_mut()) {
+            norm.mode = mode;
+        }
+        self
+    }
+
+    /// Moves every BatchNorm's running statistics toward the statistics of the batch `x`
+    /// (`[N, C, H, W]`), as PyTorch's training mode does: `r ← (1 − m)·r + m·s` with the
+    /// unbiased batch variance. The result is what a generator in evaluation mode normalises with.
+    pub fn track_running_statistics(mut self, x: Tensor<4>, momentum: f64) -> Self {
+        // Statistics come from an untracked copy: no autodiff graph is built for them.
+        let plain = self.valid();
+        let mut x = x.inner();
+        let mut statistics = Vec::with_capacity(plain.blocks.len());
+        for block in &plain.blocks {
+            let h = block.apply_op(x);
+            let y = match &block.norm {
+                Some(norm) => {
+                    let [n, c, height, width] = h.dims();
+                    let count = (n * height * width) as f64;
+                    let mean = h.clone().mean_dims(&[0, 2, 3]);
+                    let var = (h.clone() - mean.clone()).square().mean_dims(&[0, 2, 3]).mul_scalar(count / (count - 1.0).max(1.0));
+                    statistics.push(Some((mean.reshape([c]), var.reshape([c]))));
+                    norm.forward(h).0
+                }
+                None => {
+                    statistics.push(None);
+                    h
+                }
+            };
+            x = block.act.apply(y);
+        }
+        for (block, stats) in self.blocks.iter_mut().zip(statistics) {
+            if let (Some(norm), Some((mean, var))) = (&mut block.norm, stats) {
+                let blend = |old: Tensor<1>, new: Tensor<1>| (old.mul_scalar(1.0 - momentum) + new.mul_scalar(momentum)).set_require_grad(false);
+                norm.running_mean = norm.running_mean.clone().map(|old| blend(old, mean));
+                norm.running_var = norm.running_var.clone().map(|old| blend(old, var));
+            }
+        }
+        self
+    }
+
     /// Per-sample scalar output `s(x)` (the sum of the last block's outputs over channels and
     /// positions) `[N]`, and `∂(Σₙ sₙ)/∂x` `[N, C, H, W]` by the explicit transposed path.
     pub fn value_and_grad(&self, x: Tensor<4>) -> (Tensor<1>, Tensor<4>) {

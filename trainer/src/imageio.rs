@@ -372,6 +372,24 @@ fn write_png(path: &Path, picture: &DynamicImage) -> Result<(), ImageIoError> {
     })
 }
 
+/// A density map (row-major, `height × width`, any non-negative scale) as one RGB image
+/// (CHW, 0–255) in a black → purple → orange → yellow colour ramp, scaled to its maximum:
+/// pass it to [`save_grid`] with range `[0, 255]`.
+pub fn heat_colours(values: &[f64]) -> Vec<f32> {
+    const RAMP: [[f64; 3]; 5] = [[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
+    let top = values.iter().copied().fold(0.0, f64::max);
+    let mut planes = vec![Vec::with_capacity(values.len()); 3];
+    for v in values {
+        let t = if top > 0.0 { (v / top).clamp(0.0, 1.0) } else { 0.0 } * (RAMP.len() - 1) as f64;
+        let low = (t.floor() as usize).min(RAMP.len() - 2);
+        let frac = t - low as f64;
+        for (channel, plane) in planes.iter_mut().enumerate() {
+            plane.push((RAMP[low][channel] * (1.0 - frac) + RAMP[low + 1][channel] * frac) as f32);
+        }
+    }
+    planes.concat()
+}
+
 /// Saves `layout.count` images (NCHW f32, 1 or 3 channels) as one PNG grid with `columns`
 /// columns (0: ⌈√count⌉) and a 2-pixel mid-gray gap, upscaling each image by integer `scale`
 /// (nearest), so tiny 28×28 digits are visible. Creates parent dirs; writes atomically.

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod data;
 pub mod device;
 pub mod frame;
+pub mod meg;
 pub mod imageio;
 pub mod metrics;
 pub mod multigrid;

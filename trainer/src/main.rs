@@ -21,6 +21,8 @@ use trainer::shortrun::{self, Anneal, DataSource, TrainConfig, Trainer};
 
 #[path = "cli/frame.rs"]
 mod frame_cli;
+#[path = "cli/meg.rs"]
+mod meg_cli;
 #[path = "cli/multigrid.rs"]
 mod multigrid_cli;
 
@@ -59,6 +61,10 @@ enum Command {
     /// baselines, inpainting and its table.
     #[command(subcommand)]
     Multigrid(multigrid_cli::MultigridCommand),
+    /// MEG (Kumar et al. 2019): energy model + generator with an entropy term, latent MALA,
+    /// toy densities.
+    #[command(subcommand)]
+    Meg(meg_cli::MegCommand),
 }
 
 #[derive(Args, Debug)]
@@ -315,6 +321,7 @@ fn main() {
         Command::Bench(args) => bench(args),
         Command::Frame(command) => frame_cli::run(command),
         Command::Multigrid(command) => multigrid_cli::run(command),
+        Command::Meg(command) => meg_cli::run(command),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

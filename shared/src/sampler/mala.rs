@@ -9,11 +9,31 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::NoiseSource;
+use crate::layers::Stack;
 
 /// An energy over latent codes, e.g. `E(G(z))`.
 pub trait LatentEnergy {
     /// `z`: `[N, D]` → (`E` per sample `[N]`, `∇_z Σₙ E` `[N, D]`).
     fn energy_and_grad(&self, z: Tensor<2>) -> (Tensor<1>, Tensor<2>);
+}
+
+/// `E(G(z))` of a MEG model over latent codes, through the explicit input-gradients of both
+/// nets (no autodiff tape).
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratedEnergy<'a> {
+    /// The generator `G`, input `[D, 1, 1]`.
+    pub generator: &'a Stack,
+    /// The energy net `E` over `G`'s outputs.
+    pub energy: &'a Stack,
+}
+
+impl LatentEnergy for GeneratedEnergy<'_> {
+    fn energy_and_grad(&self, z: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        let [n, d] = z.dims();
+        let (x, trace) = self.generator.forward_traced(z.reshape([n, d, 1, 1]));
+        let (energy, grad_x) = self.energy.value_and_grad(x);
+        (energy, self.generator.vjp(&trace, grad_x).reshape([n, d]))
+    }
 }
 
 /// Norm in the proposal's log-density.

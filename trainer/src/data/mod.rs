@@ -10,6 +10,7 @@
 mod cifar;
 mod folder;
 mod idx;
+pub mod toy;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 mod cli;
 mod frame;
 mod learning;
+mod meg;
 mod multigrid;
 
 use std::path::PathBuf;
