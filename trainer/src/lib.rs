@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod classifier;
 pub mod commands;
 pub mod data;
 pub mod device;

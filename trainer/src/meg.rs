@@ -110,9 +110,9 @@ pub struct MegTrainConfig {
 }
 
 impl MegTrainConfig {
-    /// The authors' settings for `dataset`: Adam 1e-4 (0.5, 0.9), `n_φ` 5, batch 256 for
-    /// vectors and 64 for images, λ 0.1 (toy), 100 (KDD) or 10 (images), 100 000 iterations,
-    /// MALA 5 steps, α 0.01, β 0.2.
+    /// The authors' settings for `dataset`: Adam 1e-4 (0.5, 0.9), `n_φ` 5 (KDD: a generator
+    /// step every batch, so 1), batch 256 for vectors and 64 for images, λ 0.1 (toy), 100
+    /// (KDD) or 10 (images), 100 000 iterations, MALA 5 steps, α 0.01, β 0.2.
     pub fn paper(dataset: MegDataset, data: MegData) -> Self {
         let (lambda, batch_size) = match dataset {
             MegDataset::Toy2d => (0.1, 256),
@@ -125,7 +125,7 @@ impl MegTrainConfig {
             lambda,
             penalty: PenaltyForm::Channel,
             shuffle: Shuffle::Batch,
-            energy_steps: 5,
+            energy_steps: if dataset == MegDataset::Kdd { 1 } else { 5 },
             batch_size,
             iterations: 100_000,
             adam: AdamSettings { lr: 1e-4, beta1: 0.5, beta2: 0.9, eps: 1e-8 },
@@ -566,4 +566,53 @@ pub fn mass_within(density: &[f64], resolution: usize, extent: f64, support: &[[
         .filter(|(i, _)| crate::data::toy::nearest_distance(support, grid_point(*i, resolution, extent)) <= radius)
         .map(|(_, p)| p)
         .sum()
+}
+
+/// The MNIST anomaly protocol of the authors' code: `normal` = every image whose label is not
+/// `anomaly`, shuffled (seed `seed`; the code's numpy seed 42 cannot be reproduced here), its
+/// first 80 % for training; the test set = the other 20 % plus every image of the anomalous
+/// digit. Returns (training indices, test indices, test labels with `true` = anomaly).
+pub fn anomaly_split(labels: &[u8], anomaly: u8, seed: u64) -> (Vec<usize>, Vec<usize>, Vec<bool>) {
+    let normal: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != anomaly).collect();
+    let mut rng = HostRng::new(seed);
+    let order = permutation(normal.len(), &mut rng);
+    let cut = normal.len() * 8 / 10;
+    let train = order[..cut].iter().map(|&k| normal[k]).collect();
+    let mut test: Vec<usize> = order[cut..].iter().map(|&k| normal[k]).collect();
+    test.extend((0..labels.len()).filter(|&i| labels[i] == anomaly));
+    let is_anomaly = test.iter().map(|&i| labels[i] == anomaly).collect();
+    (train, test, is_anomaly)
+}
+
+/// Anomaly scores of `images` (`[N, C, H, W]`) under `energy`: `E(x)` and `‖∇ₓE(x)‖`, in
+/// batches of 500.
+pub fn anomaly_scores(energy: &Stack, images: &Tensor<4>) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let [count, ..] = images.dims();
+    let (mut energies, mut norms) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for start in (0..count).step_by(500) {
+        let chunk = images.clone().narrow(0, start, 500.min(count - start));
+        let [n, ..] = chunk.dims();
+        let (value, grad) = energy.value_and_grad(chunk);
+        energies.extend(host_values(value)?.into_iter().map(f64::from));
+        let norm = grad.square().reshape([n as i32, -1]).sum_dim(1).sqrt().reshape([n]);
+        norms.extend(host_values(norm)?.into_iter().map(f64::from));
+    }
+    Ok((energies, norms))
+}
+
+/// The KDD99 protocol of the authors' code: a random 50/50 split (seed `seed`; the code's
+/// scikit-learn `random_state` 42 cannot be reproduced here); training on the attack records
+/// of the first half only; testing on the attack records of the second half plus its normal
+/// records (the anomalies) amounting to ρ/(1−ρ) times as many, ρ = 0.2. Returns (training
+/// indices, test indices, test labels with `true` = anomaly).
+pub fn kdd_split(normal: &[bool], seed: u64) -> (Vec<usize>, Vec<usize>, Vec<bool>) {
+    let mut rng = HostRng::new(seed);
+    let order = permutation(normal.len(), &mut rng);
+    let (first, second) = order.split_at(normal.len() / 2);
+    let train = first.iter().copied().filter(|&i| !normal[i]).collect();
+    let mut test: Vec<usize> = second.iter().copied().filter(|&i| !normal[i]).collect();
+    let wanted = test.len() / 4;
+    test.extend(second.iter().copied().filter(|&i| normal[i]).take(wanted));
+    let labels = test.iter().map(|&i| normal[i]).collect();
+    (train, test, labels)
 }

@@ -116,3 +116,113 @@ mod tests {
         assert!((scores.psnr - 10.0 * (1.0f64 / 0.02).log10()).abs() < 1e-6, "{scores:?}");
     }
 }
+
+/// Area under the precision–recall curve of `scores` (higher = more anomalous) for `labels`
+/// (`true` = anomaly), as scikit-learn's `precision_recall_curve` + `auc` compute it: one
+/// point per distinct threshold plus (recall 0, precision 1), joined by the trapezoid rule.
+/// `None` when there is no positive label or a score is not finite.
+pub fn auprc(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let positives = labels.iter().filter(|l| **l).count();
+    if positives == 0 || scores.len() != labels.len() || scores.iter().any(|s| !s.is_finite()) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    // (recall, precision) from the lowest recall up, one point per distinct threshold.
+    let mut points = vec![(0.0, 1.0)];
+    let (mut true_positives, mut predicted) = (0usize, 0usize);
+    for (rank, &i) in order.iter().enumerate() {
+        predicted += 1;
+        true_positives += usize::from(labels[i]);
+        let last_of_threshold = order.get(rank + 1).is_none_or(|&next| scores[next] != scores[i]);
+        if last_of_threshold {
+            points.push((true_positives as f64 / positives as f64, true_positives as f64 / predicted as f64));
+        }
+        if true_positives == positives {
+            break;
+        }
+    }
+    Some(points.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum())
+}
+
+/// Precision, recall and F1 of calling a sample an anomaly when its score is at or above the
+/// `percentile`-th percentile of all scores (KDD99 protocol: 80).
+pub fn threshold_scores(scores: &[f64], labels: &[bool], percentile: f64) -> Option<(f64, f64, f64)> {
+    if scores.is_empty() || scores.len() != labels.len() || scores.iter().any(|s| !s.is_finite()) {
+        return None;
+    }
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Linear interpolation between closest ranks, as numpy's default.
+    let position = percentile.clamp(0.0, 100.0) / 100.0 * (sorted.len() - 1) as f64;
+    let (low, high) = (position.floor() as usize, position.ceil() as usize);
+    let threshold = sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64);
+    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+    for (score, label) in scores.iter().zip(labels) {
+        match (*score >= threshold, *label) {
+            (true, true) => tp += 1.0,
+            (true, false) => fp += 1.0,
+            (false, true) => fn_ += 1.0,
+            (false, false) => {}
+        }
+    }
+    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+    let recall = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
+    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+    Some((precision, recall, f1))
+}
+
+/// Modes found and KL(empirical ‖ uniform) of categorical samples over `categories` classes
+/// (StackedMNIST: a class is a tuple of digits).
+pub fn mode_statistics(samples: &[usize], categories: usize) -> (usize, f64) {
+    let mut counts = vec![0usize; categories];
+    for &s in samples.iter().filter(|s| **s < categories) {
+        counts[s] += 1;
+    }
+    let total = counts.iter().sum::<usize>().max(1) as f64;
+    let modes = counts.iter().filter(|c| **c > 0).count();
+    let kl = counts.iter().filter(|c| **c > 0).map(|&c| c as f64 / total).map(|p| p * (p * categories as f64).ln()).sum();
+    (modes, kl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auprc_of_perfect_random_and_inverted_rankings() {
+        let labels = [true, true, false, false, false, false];
+        assert_eq!(auprc(&[6.0, 5.0, 4.0, 3.0, 2.0, 1.0], &labels), Some(1.0));
+        // Worst ranking: precision 0 until recall 1/2 at precision 1/5, then 2/6 at recall 1.
+        let worst = auprc(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &labels).expect("defined");
+        let expected = 0.5 * 0.2 / 2.0 + 0.5 * (0.2 + 1.0 / 3.0) / 2.0;
+        assert!((worst - expected).abs() < 1e-12, "{worst} vs {expected}");
+        // Tied scores form one threshold.
+        let tied = auprc(&[1.0; 6], &labels).expect("defined");
+        assert!((tied - (1.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12, "{tied}");
+        assert_eq!(auprc(&[1.0, 2.0], &[false, false]), None);
+        assert_eq!(auprc(&[f64::NAN, 2.0], &[true, false]), None);
+    }
+
+    #[test]
+    fn threshold_scores_at_the_80th_percentile() {
+        let scores: Vec<f64> = (0..10).map(f64::from).collect();
+        let labels: Vec<bool> = (0..10).map(|i| i >= 8 || i == 0).collect();
+        let (precision, recall, f1) = threshold_scores(&scores, &labels, 80.0).expect("defined");
+        // Threshold 7.2: scores 8 and 9 flagged, both anomalies; the anomaly at 0 is missed.
+        assert_eq!(precision, 1.0);
+        assert!((recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f1 - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn modes_and_kl_of_uniform_and_collapsed_samples() {
+        let uniform: Vec<usize> = (0..1000).map(|i| i % 10).collect();
+        let (modes, kl) = mode_statistics(&uniform, 10);
+        assert_eq!(modes, 10);
+        assert!(kl.abs() < 1e-12);
+        let (modes, kl) = mode_statistics(&[3; 50], 10);
+        assert_eq!(modes, 1);
+        assert!((kl - 10f64.ln()).abs() < 1e-12);
+    }
+}

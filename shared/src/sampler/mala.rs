@@ -36,6 +36,23 @@ impl LatentEnergy for GeneratedEnergy<'_> {
     }
 }
 
+/// An energy net's `E(x)` over flattened data `[N, C·H·W]`: MALA in pixel space, the
+/// comparison the MEG paper makes with its latent chain.
+#[derive(Debug, Clone, Copy)]
+pub struct PixelEnergy<'a> {
+    /// The energy net.
+    pub energy: &'a Stack,
+}
+
+impl LatentEnergy for PixelEnergy<'_> {
+    fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        let [n, len] = x.dims();
+        let [c, h, w] = self.energy.input_shape();
+        let (energy, grad) = self.energy.value_and_grad(x.reshape([n, c, h, w]));
+        (energy, grad.reshape([n, len]))
+    }
+}
+
 /// Norm in the proposal's log-density.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

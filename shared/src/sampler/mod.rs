@@ -17,7 +17,7 @@ use burn::tensor::Distribution;
 
 pub use init::{ChainInit, PersistentChains};
 pub use langevin::{ChainOutput, LangevinConfig, StepEvent, langevin};
-pub use mala::{GeneratedEnergy, LatentEnergy, MalaConfig, MalaOutput, ProposalNorm, mala};
+pub use mala::{GeneratedEnergy, LatentEnergy, PixelEnergy, MalaConfig, MalaOutput, ProposalNorm, mala};
 pub use multigrid::{CoarseObservation, Grid, Observation, cascade, downscale, downscale_mask, grid_start, upscale};
 
 use crate::layers::Stack;

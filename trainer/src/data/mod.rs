@@ -10,6 +10,7 @@
 mod cifar;
 mod folder;
 mod idx;
+pub mod kdd;
 pub mod toy;
 
 use std::fmt;
@@ -337,6 +338,16 @@ pub enum DataError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A row of a CSV table cannot be used.
+    #[error("{}, line {line}: {reason}", path.display())]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
     },
     /// The file is too short to hold an IDX header.
     #[error("{}: only {found} bytes, too short for an IDX header{}", path.display(), after_gunzip(*compressed))]

@@ -257,3 +257,189 @@ fn bad_configurations_are_refused_with_reasons() {
     let images = MegTrainConfig::paper(MegDataset::Mnist { channels: 3 }, MegData::Loaded { source: trainer::shortrun::DataSource::new("x"), stacks: 2 });
     assert!(MegTrainer::new(images, None, &flex).err().expect("stack mismatch refused").to_string().contains("stacked"));
 }
+
+/// A KDD99-format CSV of `rows` records that uses every category the real 10 % file has
+/// (121 features once encoded); "normal." records (every third) send more bytes.
+fn synthetic_kdd(path: &std::path::Path, rows: usize) {
+    let mut text = String::new();
+    for i in 0..rows {
+        let normal = i % 3 == 0;
+        let mut fields: Vec<String> = (0..41).map(|c| format!("{}", ((i * 7 + c * 13) % 10) as f32 / 10.0)).collect();
+        fields[1] = ["tcp", "udp", "icmp"][i % 3].to_string();
+        fields[2] = format!("service{}", i % 66);
+        fields[3] = format!("flag{}", i % 11);
+        fields[6] = (i % 2).to_string();
+        fields[11] = ((i / 2) % 2).to_string();
+        fields[20] = "0".to_string();
+        fields[21] = ((i / 5) % 2).to_string();
+        fields[4] = if normal { format!("{}", 900 + i % 50) } else { format!("{}", i % 40) };
+        fields.push(if normal { "normal." } else { "smurf." }.to_string());
+        text.push_str(&fields.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebm-meg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn kdd_csv_encodes_to_the_nets_121_features_and_bad_rows_are_named() {
+    let dir = scratch("kdd");
+    let path = dir.join("kdd.csv");
+    synthetic_kdd(&path, 660);
+    let mut table = trainer::data::kdd::read(&path).expect("read");
+    assert_eq!(table.features, trainer::data::kdd::FEATURES);
+    assert_eq!(table.rows(), 660);
+    assert_eq!(table.normal.iter().filter(|n| **n).count(), 220);
+    // One-hot blocks: every row has exactly one 1 in the 66 service columns (after 34 numeric and 3 protocol).
+    let row = &table.values[..121];
+    assert_eq!(row[37..103].iter().filter(|v| **v == 1.0).count(), 1);
+    table.min_max_scale();
+    assert!(table.values.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    std::fs::write(dir.join("short.csv"), "0,tcp,http,SF,1,2,normal.\n").expect("write");
+    let error = trainer::data::kdd::read(&dir.join("short.csv")).expect_err("short row refused").to_string();
+    assert!(error.contains("line 1") && error.contains("7 fields"), "{error}");
+    let mut fields: Vec<String> = (0..41).map(|_| "0".to_string()).collect();
+    fields[5] = "lots".into();
+    fields.push("normal.".into());
+    std::fs::write(dir.join("text.csv"), format!("{}\n", fields.join(","))).expect("write");
+    let error = trainer::data::kdd::read(&dir.join("text.csv")).expect_err("text refused").to_string();
+    assert!(error.contains("column 6") && error.contains("lots"), "{error}");
+    assert!(trainer::data::kdd::read(&dir.join("missing.csv")).expect_err("missing").to_string().contains("no such file"));
+}
+
+#[test]
+fn anomaly_splits_follow_the_protocols() {
+    let normal: Vec<bool> = (0..1000).map(|i| i % 3 == 0).collect();
+    let (train, test, labels) = meg::kdd_split(&normal, 42);
+    assert!(train.iter().all(|&i| !normal[i]), "KDD trains on attacks only");
+    let anomalies = labels.iter().filter(|l| **l).count();
+    let share = anomalies as f64 / test.len() as f64;
+    assert!((share - 0.2).abs() < 0.01, "anomaly share {share}");
+    assert!(test.iter().all(|i| !train.contains(i)));
+
+    let digits: Vec<u8> = (0..2000).map(|i| (i % 10) as u8).collect();
+    let (train, test, labels) = meg::anomaly_split(&digits, 4, 42);
+    assert!(train.iter().all(|&i| digits[i] != 4));
+    assert_eq!(train.len(), 1800 * 8 / 10);
+    assert_eq!(labels.iter().filter(|l| **l).count(), 200, "every 4 is in the test set");
+    assert_eq!(test.len(), 360 + 200);
+    assert!(test.iter().all(|i| !train.contains(i)));
+}
+
+#[test]
+fn the_project_classifier_reads_held_out_digits() {
+    let flex = Device::flex();
+    let load = |split| {
+        let set = trainer::data::open(&crate::mnist_mini(), &trainer::data::LoadOptions { split, ..Default::default() }).expect("bundled MNIST");
+        let labels = set.labels.clone().expect("labels");
+        (trainer::shortrun::images_tensor(&set, &flex), labels)
+    };
+    let (images, labels) = load(trainer::data::Split::Train);
+    let (test, test_labels) = load(trainer::data::Split::Test);
+    let mut losses = Vec::new();
+    let classifier = trainer::classifier::Classifier::train(&images, &labels, 3, 1, &flex, |_, loss| losses.push(loss)).expect("train");
+    assert!(losses[2] < 0.5 * losses[0], "cross-entropy {losses:?}");
+    let predicted = classifier.predict(test.clone()).expect("predict");
+    let accuracy = predicted.iter().zip(&test_labels).filter(|(p, l)| p == l).count() as f64 / test_labels.len() as f64;
+    assert!(accuracy > 0.75, "held-out accuracy {accuracy} after 3 epochs on the bundled digits");
+    let reloaded = trainer::classifier::Classifier::from_bytes(&classifier.to_bytes().expect("bytes"), &flex).expect("reload");
+    assert_eq!(reloaded.predict(test).expect("predict"), predicted);
+    assert!(trainer::classifier::Classifier::from_bytes(b"not a classifier", &flex).is_err());
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The number after `label` in `text`.
+fn number_after(text: &str, label: &str) -> f64 {
+    let rest = &text[text.find(label).unwrap_or_else(|| panic!("no \"{label}\" in {text}")) + label.len()..];
+    rest.trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number after \"{label}\" in {text}"))
+}
+
+#[test]
+fn meg_commands_end_to_end_and_their_bad_input() {
+    let dir = scratch("cli");
+    let run_dir = dir.join("toy");
+    let flex = ["--device", "flex"];
+    let (ok, _, err) = run(&[&["meg", "train", "--toy", "swissroll", "--run", run_dir.to_str().expect("utf-8"), "--iterations", "20", "--width-divisor", "16", "--batch", "64", "--quiet", "--sample-every", "10"][..], &flex].concat());
+    assert!(ok, "meg train: {err}");
+    for file in ["model.ebm", "checkpoint.ebm", "density.png", "samples.png", "samples/iter_0000010.png"] {
+        assert!(run_dir.join(file).exists(), "missing {file}");
+    }
+    let model = run_dir.join("model.ebm");
+    let model = model.to_str().expect("utf-8");
+    for space in [&[][..], &["--pixel"][..]] {
+        let out = dir.join("samples.png");
+        let (ok, _, err) = run(&[&["meg", "sample", model, "--count", "300", "--mala-steps", "5", "--out", out.to_str().expect("utf-8")][..], space, &flex].concat());
+        assert!(ok, "meg sample {space:?}: {err}");
+        let rate = number_after(&err, "acceptance rate");
+        assert!((0.0..=1.0).contains(&rate), "acceptance rate {rate}");
+        assert!(image::open(&out).is_ok());
+    }
+    let density = dir.join("density.png");
+    let (ok, _, err) = run(&[&["meg", "density", model, "--resolution", "50", "--out", density.to_str().expect("utf-8")][..], &flex].concat());
+    assert!(ok, "meg density: {err}");
+    assert_eq!(image::open(&density).expect("png").width(), 50);
+
+    // KDD99 on the synthetic file: the "normal." records (more bytes) stand out.
+    let csv = dir.join("kdd.csv");
+    synthetic_kdd(&csv, 1320);
+    let (ok, table, err) = run(&[&["meg", "kdd", "--data", csv.to_str().expect("utf-8"), "--iterations", "60", "--min-max", "--lr", "1e-3"][..], &flex].concat());
+    assert!(ok, "meg kdd: {err}");
+    let f1 = table.lines().find(|l| l.starts_with("| E(x)")).and_then(|l| l.split('|').nth(4)).and_then(|v| v.trim().parse::<f64>().ok()).expect("F1 of E(x)");
+    eprintln!("{table}");
+    assert!(f1 > 0.5, "F1 of E(x) on the synthetic records: {f1}\n{table}");
+
+    // Bad input: named, never a crash.
+    let shortrun = concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm");
+    let (ok, _, err) = run(&[&["meg", "sample", shortrun][..], &flex].concat());
+    assert!(!ok && err.contains("MEG"), "{err}");
+    let (ok, _, err) = run(&[&["meg", "sample", model, "--temperature", "0"][..], &flex].concat());
+    assert!(!ok && err.contains("temperature"), "{err}");
+    let (ok, _, err) = run(&[&["meg", "density", model, "--resolution", "0"][..], &flex].concat());
+    assert!(!ok && err.contains("resolution"), "{err}");
+    let (ok, _, err) = run(&[&["meg", "kdd", "--data", dir.join("missing.csv").to_str().expect("utf-8")][..], &flex].concat());
+    assert!(!ok && err.contains("no such file"), "{err}");
+    let (ok, _, err) = run(&[&["meg", "modes", model, "--classifier", dir.join("none.ebm").to_str().expect("utf-8")][..], &flex].concat());
+    assert!(!ok && err.contains("MNIST"), "{err}");
+    let (ok, _, err) = run(&[&["meg", "train", "--run", dir.join("bad").to_str().expect("utf-8"), "--lambda=-1"][..], &flex].concat());
+    assert!(!ok && err.contains("λ"), "{err}");
+}
+
+#[test]
+fn mode_counting_and_anomaly_commands_write_their_tables() {
+    let dir = scratch("tables");
+    let flex = ["--device", "flex"];
+    let data = crate::mnist_mini();
+    let data = data.to_str().expect("utf-8");
+    let classifier = dir.join("classifier.ebm");
+    let (ok, _, err) = run(&[&["meg", "classifier", "--data", data, "--epochs", "2", "--out", classifier.to_str().expect("utf-8")][..], &flex].concat());
+    assert!(ok, "meg classifier: {err}");
+    let accuracy = number_after(&err, "test accuracy");
+    assert!((50.0..=100.0).contains(&accuracy), "accuracy {accuracy} %");
+    let run_dir = dir.join("stacked");
+    let (ok, _, err) = run(&[&["meg", "train", "--dataset", "stacked-mnist", "--stacks", "3", "--data", data, "--run", run_dir.to_str().expect("utf-8"), "--iterations", "2", "--width-divisor", "16", "--batch", "16", "--quiet"][..], &flex].concat());
+    assert!(ok, "meg train stacked: {err}");
+    let (ok, out, err) = run(&[&["meg", "modes", run_dir.join("model.ebm").to_str().expect("utf-8"), "--classifier", classifier.to_str().expect("utf-8"), "--samples", "1500"][..], &flex].concat());
+    assert!(ok, "meg modes: {err}");
+    let modes = number_after(&out, "StackedMNIST:");
+    let kl = number_after(&out, "uniform)");
+    assert!((1.0..=1000.0).contains(&modes) && (0.0..=1000f64.ln() + 1e-3).contains(&kl), "{out}");
+
+    let table = dir.join("anomaly.md");
+    let (ok, out, err) = run(&[&["meg", "anomaly", "--data", data, "--digits", "1", "--iterations", "2", "--width-divisor", "16", "--out", table.to_str().expect("utf-8")][..], &flex].concat());
+    assert!(ok, "meg anomaly: {err}");
+    let row = out.lines().find(|l| l.starts_with("| 1 |")).expect("digit 1 row");
+    let auprc: Vec<f64> = row.split('|').skip(2).take(3).map(|v| v.trim().parse().expect("number")).collect();
+    assert!(auprc.iter().all(|v| (0.0..=1.0).contains(v)), "{row}");
+    assert!(std::fs::read_to_string(&table).expect("table").contains("0.281 ± 0.035"));
+}
