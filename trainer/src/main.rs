@@ -592,8 +592,10 @@ fn load_model(path: &Path, device: &Device) -> anyhow::Result<Model> {
 fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let model = load_model(&args.model, &device)?;
-    if matches!(model.manifest.model, shared::nets::ModelSpec::Multigrid(_)) {
-        bail!("{} is a multigrid model: it samples through its grids with `trainer multigrid sample`", args.model.display());
+    match model.manifest.model {
+        shared::nets::ModelSpec::Multigrid(_) => bail!("{} is a multigrid model: it samples through its grids with `trainer multigrid sample`", args.model.display()),
+        shared::nets::ModelSpec::Meg(_) => bail!("{} is a MEG model: it samples through its generator with `trainer meg sample`", args.model.display()),
+        _ => {}
     }
     let config = args.sampler.config(&model)?;
     let started = Instant::now();

@@ -40,7 +40,8 @@ pub struct MegConfig {
     /// Latent size; `None` takes the authors' (2 toy, 32 KDD, 128 images).
     #[config(default = "None")]
     pub z_dim: Option<usize>,
-    /// Divides every hidden width (1 = the paper's).
+    /// Divides every hidden width (1 = the paper's); the DCGAN-style N(0, 0.02²) weights are
+    /// then drawn with std 0.02·√divisor to keep the activations' scale.
     #[config(default = 1)]
     pub width_divisor: usize,
     /// BatchNorm statistics of the generator: batch while training, running for evaluation.
@@ -78,7 +79,10 @@ impl MegConfig {
         let w = |c: usize| scaled(c, self.width_divisor);
         let data = self.data_shape();
         let torch = Init::TorchDefault;
-        let dcgan = Init::Normal { std: 0.02 };
+        // DCGAN's N(0, 0.02²) assumes the paper's widths: with widths ÷k the std grows by √k so
+        // that activations keep their scale through the layers (at ÷8 the statistics net's
+        // features would otherwise start ~100× smaller and it could not learn for a long time).
+        let dcgan = Init::Normal { std: 0.02 * (self.width_divisor.max(1) as f64).sqrt() };
         let gen_norm = NormSpec { eps: 1e-5, mode: self.generator_norm, gain_init_std: 0.02 };
         let relu = Activation::Relu;
         let mut stacks = Vec::new();

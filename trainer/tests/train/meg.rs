@@ -403,6 +403,8 @@ fn meg_commands_end_to_end_and_their_bad_input() {
     let shortrun = concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm");
     let (ok, _, err) = run(&[&["meg", "sample", shortrun][..], &flex].concat());
     assert!(!ok && err.contains("MEG"), "{err}");
+    let (ok, _, err) = run(&[&["sample", model][..], &flex].concat());
+    assert!(!ok && err.contains("trainer meg sample"), "{err}");
     let (ok, _, err) = run(&[&["meg", "sample", model, "--temperature", "0"][..], &flex].concat());
     assert!(!ok && err.contains("temperature"), "{err}");
     let (ok, _, err) = run(&[&["meg", "density", model, "--resolution", "0"][..], &flex].concat());
@@ -443,3 +445,4 @@ fn mode_counting_and_anomaly_commands_write_their_tables() {
     assert!(auprc.iter().all(|v| (0.0..=1.0).contains(v)), "{row}");
     assert!(std::fs::read_to_string(&table).expect("table").contains("0.281 ± 0.035"));
 }
+
