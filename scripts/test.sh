@@ -25,6 +25,8 @@ fixtures=$(mktemp -d)
 # The native reference the browser must reproduce: same model, seed and noise-free chain.
 "$CARGO_TARGET_DIR/debug/trainer" sample www/models/mnist-shortrun.ebm --count 4 --seed 7 --steps 10 \
   --noise-free --device flex --out "$fixtures/native" >/dev/null
+# A small MEG model and its native samples (generator alone and after MALA), built by cargo test.
+"$CARGO_TARGET_DIR/debug/examples/meg_fixture" "$fixtures/meg"
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 node tests/browser/run.mjs --www www --fixtures "$fixtures" ${EBM_SCREENSHOT:+--screenshot "$EBM_SCREENSHOT"}
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

@@ -41,7 +41,13 @@ function showBackend() {
 const COUNT = 16;
 const COLUMNS = 4;
 
+const isMeg = () => state.info?.family === 'meg';
+
+// A MEG model's chain: latent-space MALA on E(G(z)); the others: Langevin in pixel space.
 function chainOptions() {
+  if (isMeg()) {
+    return { malaSteps: Number($('mala-steps').value), temperature: Number($('temperature').value), seed: Number($('seed').value) };
+  }
   return {
     steps: Number($('steps').value),
     stepSize: Number($('step-size').value),
@@ -77,10 +83,21 @@ async function loadModel(source, label) {
     $('texture-section').hidden = !(model.info.family === 'frame' && model.info.anySize);
     // Interpolation walks the short-run map's noise space; multigrid chains start from colours.
     $('interpolate').hidden = model.info.family === 'multigrid';
+    // A MEG model samples through its generator: MALA settings instead of Langevin ones, and
+    // neither interpolation nor inpainting.
+    const meg = model.info.family === 'meg';
+    for (const label of document.querySelectorAll('.langevin')) label.hidden = meg;
+    for (const label of document.querySelectorAll('.mala')) label.hidden = !meg;
+    $('interpolation-section').hidden = meg;
+    $('inpainting-section').hidden = meg;
     const d = model.info.defaults;
     fitSlider('steps', d.steps, 1);
     fitSlider('step-size', d.stepSize);
     fitSlider('noise', d.noise);
+    fitSlider('mala-steps', d.malaSteps, 1);
+    fitSlider('temperature', d.temperature);
+    // β must stay above 0: the slider starts one step up, on the default's grid.
+    $('temperature').min = $('temperature').step;
     updateOutputs();
     const started = performance.now();
     await model.warmUp();
@@ -100,28 +117,36 @@ async function generate() {
   setBusy(true);
   state.controller = new AbortController();
   const options = chainOptions();
+  const meg = isMeg();
   const started = performance.now();
   try {
     // Multigrid models sample coarse to fine (1×1 → 4 → 16 → 64); the others in one chain.
     const method = state.info.family === 'multigrid' ? 'cascade' : 'sample';
+    const chainSteps = meg ? options.malaSteps : options.steps;
     const result = await state.model[method]({
       ...options,
       count: COUNT,
-      frameEvery: Math.max(1, Math.round(options.steps / 40)),
+      frameEvery: Math.max(1, Math.round(chainSteps / 40)),
       signal: state.controller.signal,
       onProgress: (event) => {
         if (event.images) drawGrid($('grid'), event.images, COLUMNS);
         const seconds = (performance.now() - started) / 1000;
-        $('status').textContent = `step ${event.step}/${event.total} · mean f(x) ${event.logDensity.toFixed(2)} · ${(event.step / seconds).toFixed(1)} steps/s`;
+        const measure = meg ? `mean −E(G(z)) ${event.logDensity.toFixed(2)} · accepted ${(100 * event.acceptanceRate).toFixed(0)} %` : `mean f(x) ${event.logDensity.toFixed(2)}`;
+        $('status').textContent = `step ${event.step}/${event.total} · ${measure} · ${(event.step / seconds).toFixed(1)} steps/s`;
       },
     });
     drawGrid($('grid'), result, COLUMNS);
     state.last = result;
     window.demo.generated += 1;
     window.demo.lastResult = result;
-    const steps = method === 'cascade' ? options.steps * state.info.grids.length : options.steps;
-    const where = method === 'cascade' ? `${options.steps} steps per grid (${state.info.grids.join(' → ')})` : `${steps} steps`;
-    $('status').textContent = `${result.count} images, ${where} in ${result.millis.toFixed(0)} ms (${(steps / result.millis * 1000).toFixed(1)} steps/s) on ${result.backend} · click one to inpaint it`;
+    if (meg) {
+      const acceptance = result.acceptanceRate == null ? 'the generator alone' : `acceptance rate ${result.acceptanceRate.toFixed(3)}`;
+      $('status').textContent = `${result.count} images, G(z) after ${chainSteps} MALA steps (β ${options.temperature}): ${acceptance}; ${result.millis.toFixed(0)} ms on ${result.backend}`;
+    } else {
+      const steps = method === 'cascade' ? options.steps * state.info.grids.length : options.steps;
+      const where = method === 'cascade' ? `${options.steps} steps per grid (${state.info.grids.join(' → ')})` : `${steps} steps`;
+      $('status').textContent = `${result.count} images, ${where} in ${result.millis.toFixed(0)} ms (${(steps / result.millis * 1000).toFixed(1)} steps/s) on ${result.backend} · click one to inpaint it`;
+    }
   } catch (error) {
     showError(error);
     if (error.code === 'cancelled') $('status').textContent = 'stopped';
@@ -242,6 +267,8 @@ function updateOutputs() {
   $('steps-out').textContent = $('steps').value;
   $('step-size-out').textContent = Number($('step-size').value).toPrecision(3);
   $('noise-out').textContent = Number($('noise').value).toFixed(3);
+  $('mala-steps-out').textContent = $('mala-steps').value;
+  $('temperature-out').textContent = Number($('temperature').value).toPrecision(2);
 }
 
 async function main() {
@@ -249,7 +276,7 @@ async function main() {
   for (const m of models) $('model').add(new Option(m.name, m.url));
   const device = params.get('device') ?? 'auto';
   $('device').value = device;
-  for (const id of ['steps', 'step-size', 'noise']) $(id).addEventListener('input', updateOutputs);
+  for (const id of ['steps', 'step-size', 'noise', 'mala-steps', 'temperature']) $(id).addEventListener('input', updateOutputs);
   updateOutputs();
   $('generate').onclick = generate;
   $('stop').onclick = () => state.controller?.abort();

@@ -227,7 +227,7 @@ export class EbmRuntime {
 
 // The task entry points every model handle offers, on top of its own `run(task, options)`.
 export const TaskMethods = {
-  /** Short-run synthesis from the model's chain start. */
+  /** Short-run synthesis from the model's chain start; MEG: G(z) refined by latent MALA. */
   sample(options) { return this.run('sample', options); },
   /** Multigrid cascade: a 1×1 start up-scaled through every grid's chain (1 → 4 → 16 → 64). */
   cascade(options) { return this.run('cascade', options); },
@@ -235,8 +235,8 @@ export const TaskMethods = {
   interpolate(options) { return this.run('interpolate', options); },
   /** Fills in the masked pixels of `image`; the others never move. */
   inpaint(options) { return this.run('inpaint', options); },
-  /** Compiles the shaders and allocates buffers with one small chain. */
-  async warmUp() { await this.run('sample', { count: 1, steps: 2 }); },
+  /** Compiles the shaders and allocates buffers with one small chain (MEG: one MALA step). */
+  async warmUp() { await this.run('sample', this.info.family === 'meg' ? { count: 1, malaSteps: 1 } : { count: 1, steps: 2 }); },
 };
 
 export class EbmModel {

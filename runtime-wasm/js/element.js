@@ -37,7 +37,8 @@ class EbmSampler extends HTMLElement {
         this.canvas.style.width = `${this.canvas.width * number('scale', 3)}px`;
       };
       const options = { count, seed: number('seed', Date.now() % 100000), frameEvery: 2, onProgress: (e) => { if (e.images) draw(e.images); this.status.textContent = `step ${e.step}/${e.total}`; } };
-      if (this.hasAttribute('steps')) options.steps = number('steps', 0);
+      // A MEG model's chain is latent-space MALA: `steps` counts its proposals.
+      if (this.hasAttribute('steps')) options[this.model.info.family === 'meg' ? 'malaSteps' : 'steps'] = number('steps', 0);
       const result = await this.model.sample(options);
       draw(result);
       this.status.textContent = `${result.count} images in ${result.millis.toFixed(0)} ms on ${result.backend}`;

@@ -39,7 +39,12 @@ export interface ModelInfo {
   range: [number, number];
   /** Image side of each energy net, coarse to fine ([4, 16, 64] for multigrid models). */
   grids: number[];
-  defaults: { steps: number | null; stepSize: number | null; noise: number | null };
+  /** Langevin settings (`null` for MEG models, which take MALA settings instead). */
+  defaults: {
+    steps: number | null; stepSize: number | null; noise: number | null;
+    /** MEG models: latent-space MALA steps, step size α and temperature β (else `null`). */
+    malaSteps: number | null; malaStepSize: number | null; temperature: number | null;
+  };
   /** The model file's full manifest (architecture, data, sampler, provenance). */
   manifest: unknown;
   /** Whether canvases of other sizes can be sampled (`width`/`height` options): texture nets. */
@@ -59,6 +64,9 @@ export interface Images {
   /** Model-space values, `[count, channels, height, width]` row-major. */
   values: Float32Array;
   range: [number, number];
+  /** MEG models: the fraction of MALA proposals accepted over all chains and steps; `null`
+   *  without MALA steps and for other families. */
+  acceptanceRate: number | null;
 }
 
 export interface SampleResult extends Images {
@@ -70,16 +78,20 @@ export interface SampleResult extends Images {
 export interface ProgressEvent {
   step: number;
   total: number;
-  /** Mean log-density (the net's f, or −E) over the chains at the latest step. */
+  /** Mean log-density (the net's f, or −E; MEG: −E(G(z))) over the chains at the latest step. */
   logDensity: number;
+  /** MEG models: the fraction of MALA proposals accepted so far. */
+  acceptanceRate?: number;
   /** Present every `frameEvery` steps. */
   images?: Images;
 }
 
 export interface ChainOptions {
-  /** Seed of the chain starts (same seed, same start as `trainer sample --seed`). Default 1. */
+  /** Seed of the chain starts (same seed, same start as `trainer sample --seed`; MEG: of the
+   *  codes z and the MALA noise, the same chain as `trainer meg sample --seed`). Default 1. */
   seed?: number;
-  /** Langevin steps (default: the model's). */
+  /** Langevin steps (default: the model's). Langevin options are not for MEG models
+   *  (`invalid-request`): they take the MALA options of `sample`. */
   steps?: number;
   /** Drift coefficient (default: the model's). */
   stepSize?: number;
@@ -100,6 +112,13 @@ export interface SampleOptions extends ChainOptions {
    *  dense layers only — e.g. a FRAME texture larger than its training image). */
   width?: number;
   height?: number;
+  /** MEG models only (`invalid-request` for others): MALA steps on E(G(z)) in the latent space
+   *  (default: the model's; 0 = the generator alone). */
+  malaSteps?: number;
+  /** MEG models: MALA step size α (default: the model's). */
+  malaStepSize?: number;
+  /** MEG models: temperature β > 0, the chain targets exp(−β·E(G(z))) (default: the model's). */
+  temperature?: number;
 }
 
 export interface InterpolateOptions extends ChainOptions {
@@ -130,13 +149,15 @@ export interface LoadOptions {
 
 export interface EbmModel {
   readonly info: ModelInfo;
+  /** Langevin synthesis; MEG models: G(z), z ~ N(0, I), refined by latent-space MALA. */
   sample(options?: SampleOptions): Promise<SampleResult>;
   /** Multigrid cascade from 1×1 start colours; progress counts steps over all grids and frames
    *  have the current grid's size. A single-net model is a one-grid cascade. */
   cascade(options?: SampleOptions): Promise<SampleResult>;
+  /** Not for multigrid and MEG models (`invalid-request`). */
   interpolate(options?: InterpolateOptions): Promise<SampleResult>;
   /** Fills the masked pixels; a multigrid model does it through its cascade (known pixels
-   *  imposed and frozen at every grid). */
+   *  imposed and frozen at every grid). Not for MEG models (`invalid-request`). */
   inpaint(options: InpaintOptions): Promise<SampleResult>;
   /** Compiles shaders and allocates buffers with one tiny chain. */
   warmUp(): Promise<void>;

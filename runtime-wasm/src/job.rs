@@ -6,10 +6,10 @@ use core::ops::ControlFlow;
 
 use burn::prelude::*;
 use shared::file::Model;
-use shared::generate::{Chain, GenerateError, Overrides, batch_shape, canvas_shape, cascade_grids, cascade_start, chain_config, energy_net, inpainting, interpolation_starts, synthesis_start, to_rgba};
+use shared::generate::{Chain, GenerateError, Overrides, batch_shape, canvas_shape, cascade_grids, cascade_start, chain_config, check_mala, energy_net, inpainting, interpolation_starts, latent_samples, meg_nets, synthesis_start, to_rgba};
 use shared::rng::HostRng;
 use shared::nets::ModelSpec;
-use shared::sampler::{DeviceNoise, NetDensity, Observation, grid_start};
+use shared::sampler::{DeviceNoise, MalaConfig, NetDensity, Observation, grid_start, mala};
 
 use crate::backend::Backend;
 use crate::error::RuntimeError;
@@ -57,15 +57,45 @@ pub enum Task {
     },
 }
 
+/// Changes to a MEG model's latent-space MALA settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MalaOverrides {
+    /// Proposals per chain (0: the generator alone).
+    pub steps: Option<usize>,
+    /// Step size α.
+    pub step_size: Option<f64>,
+    /// Temperature β: the chain targets `exp(−β·E(G(z)))`.
+    pub temperature: Option<f64>,
+}
+
+impl MalaOverrides {
+    /// `model`'s MALA settings (the authors' defaults when the file has none) with the
+    /// overrides applied, checked.
+    pub fn apply(&self, model: &Model) -> Result<MalaConfig, GenerateError> {
+        let base = model.manifest.sampler.mala.unwrap_or_default();
+        let config = MalaConfig {
+            steps: self.steps.unwrap_or(base.steps),
+            step_size: self.step_size.unwrap_or(base.step_size),
+            temperature: self.temperature.unwrap_or(base.temperature),
+            ..base
+        };
+        check_mala(&config)?;
+        Ok(config)
+    }
+}
+
 /// A request: task, seed, sampler overrides and how often to hand back pictures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// What to sample.
     pub task: Task,
-    /// Seed of the chain starts (the same seed gives the same start natively).
+    /// Seed of the chain starts (the same seed gives the same start natively); for MEG models
+    /// also of the MALA noise.
     pub seed: u64,
-    /// Changes to the model's Langevin settings.
+    /// Changes to the model's Langevin settings (not for MEG models).
     pub overrides: Overrides,
+    /// Changes to a MEG model's MALA settings (MEG models only).
+    pub mala: MalaOverrides,
     /// Hand back the images every this many steps (with the progress event).
     pub frame_every: Option<usize>,
 }
@@ -81,6 +111,9 @@ pub struct Images {
     pub rgba: Vec<u8>,
     /// Model-space range that maps to black..white.
     pub range: [f32; 2],
+    /// Fraction of MALA proposals accepted over all chains and steps (MEG models after at
+    /// least one MALA step; `None` otherwise).
+    pub acceptance_rate: Option<f64>,
 }
 
 /// Progress after a chunk of steps.
@@ -90,8 +123,11 @@ pub struct Progress<'a> {
     pub step: usize,
     /// Steps in the chain.
     pub total: usize,
-    /// Mean `log p̃` over the chains at the start of the latest step (the model's `f`, or `−E`).
+    /// Mean `log p̃` over the chains at the start of the latest step (the model's `f`, or `−E`;
+    /// MEG models: `−E(G(z))` after the latest step).
     pub log_density: f64,
+    /// MEG models: the fraction of MALA proposals accepted so far.
+    pub acceptance_rate: Option<f64>,
     /// The current images, when a frame is due.
     pub frame: Option<&'a Images>,
 }
@@ -180,7 +216,7 @@ async fn read_images(model: &Model, tensor: Tensor<4>, steps: usize) -> Result<I
     // Mean-subtracted data is shown with its mean added back.
     let (display, display_range) = model.manifest.data.display(&values, shape);
     let rgba = to_rgba(&display, shape, display_range);
-    Ok(Images { shape, values, rgba, range })
+    Ok(Images { shape, values, rgba, range, acceptance_rate: None })
 }
 
 /// `[count, C, H, W]` at the training size or on a canvas of `size`.
@@ -196,6 +232,12 @@ pub async fn run(model: &Model, backend: &Backend, request: &Request, host: &mut
     backend.check_alive()?;
     if request.frame_every == Some(0) {
         return Err(GenerateError::Setting { name: "frame interval", value: 0.0, why: "it must be at least 1" }.into());
+    }
+    if matches!(model.manifest.model, ModelSpec::Meg(_)) {
+        return run_meg(model, backend, request, host).await;
+    }
+    if request.mala != MalaOverrides::default() {
+        return Err(GenerateError::Unsupported { task: "MALA (malaSteps, temperature, malaStepSize)", family: model.manifest.model.family_name() }.into());
     }
     let device = &backend.device;
     let mut rng = HostRng::new(request.seed);
@@ -287,6 +329,54 @@ async fn run_cascade(
     Ok(images)
 }
 
+/// A MEG model's samples: `z ~ N(0, I)`, latent-space MALA on `E(G(z))` a chunk of steps at
+/// a time, then `G(z)`. The codes and the MALA noise come from the host generator seeded by
+/// the request, so a seed gives the same chain on every backend, and the chunked chain is the
+/// one [`latent_samples`] runs in one call (the trainer's `meg sample`).
+async fn run_meg(model: &Model, backend: &Backend, request: &Request, host: &mut impl Host) -> Result<Images, RuntimeError> {
+    let unsupported = |task| RuntimeError::Request(GenerateError::Unsupported { task, family: "meg" });
+    let count = match request.task {
+        Task::Synthesis { count, size: None } => count,
+        Task::Synthesis { size: Some(_), .. } => return Err(unsupported("a canvas size other than the training size")),
+        Task::Interpolation { .. } => return Err(unsupported("interpolation")),
+        Task::Cascade { .. } => return Err(unsupported("the multigrid cascade")),
+        Task::Inpainting { .. } => return Err(unsupported("inpainting")),
+    };
+    if request.overrides != Overrides::default() {
+        return Err(unsupported("a Langevin setting (steps, stepSize, noise, noiseFree; use malaSteps, malaStepSize, temperature)"));
+    }
+    let config = request.mala.apply(model)?;
+    check_batch(model, batch_shape(model, count), backend.info.max_buffer_bytes)?;
+    let mut rng = HostRng::new(request.seed);
+    let start = latent_samples(model, count, None, &mut rng, &backend.device)?;
+    let nets = meg_nets(model)?;
+    let (mut z, mut images) = (start.z, start.images);
+    let latent = z.dims()[1];
+    let mut pacer = Pacer::new(model, backend, request, host);
+    let (mut done, mut accepted) = (0, 0.0);
+    while done < config.steps {
+        let chunk = pacer.begin(host, config.steps - done)?;
+        let out = mala(&nets, z, &MalaConfig { steps: chunk, ..config }, &mut rng);
+        z = out.z;
+        images = nets.generator.forward(z.clone().reshape([count, latent, 1, 1]));
+        // One read-back per chunk: the chunk's acceptance rate and the mean −E(G(z)).
+        let read_back = read(Tensor::cat(vec![out.acceptance_rate, nets.energy.value(images.clone()).mean().neg()], 0)).await?;
+        let &[rate, log_density] = read_back.as_slice() else {
+            return Err(execution_error(format!("read back {} values instead of 2", read_back.len())));
+        };
+        // The rate is a count over `count · chunk` proposals: summed as counts, it stays exact.
+        accepted += (f64::from(rate) * (count * chunk) as f64).round();
+        done += chunk;
+        let acceptance_rate = Some(accepted / (count * done) as f64);
+        let progress = Progress { step: done, total: config.steps, log_density: f64::from(log_density), acceptance_rate, frame: None };
+        pacer.end(host, progress, config.steps - done, &images).await?;
+    }
+    let mut result = read_images(model, images, done).await?;
+    result.acceptance_rate = (done > 0).then(|| accepted / (count * done) as f64);
+    backend.check_alive()?;
+    Ok(result)
+}
+
 /// Advances `chain` to its end in chunks, reporting progress (`offset` steps already done of
 /// `total`) and honouring cancellation and device loss between chunks.
 #[allow(clippy::too_many_arguments)]
@@ -300,13 +390,9 @@ async fn drive(
     (offset, total): (usize, usize),
     host: &mut impl Host,
 ) -> Result<(), RuntimeError> {
-    let fixed = request.frame_every.or(host.wants_progress().then_some(1));
-    let mut chunk = fixed.unwrap_or(1);
+    let mut pacer = Pacer::new(model, backend, request, host);
     while chain.remaining() > 0 {
-        if host.cancelled() {
-            return Err(RuntimeError::Cancelled);
-        }
-        let started = host.now_ms();
+        let chunk = pacer.begin(host, chain.remaining())?;
         chain.advance(density, chunk, noise, |_| ControlFlow::Continue(()));
         let step = offset + chain.steps_done();
         // Reading something back is what waits for the device; the mean log-density is small.
@@ -314,26 +400,66 @@ async fn drive(
             Some(values) => read(values.clone().mean()).await?.first().copied().unwrap_or(f32::NAN) as f64,
             None => f64::NAN,
         };
-        backend.check_alive()?;
-        if !log_density.is_finite() {
-            return Err(RuntimeError::Diverged { steps: step });
+        let progress = Progress { step, total, log_density, acceptance_rate: None, frame: None };
+        pacer.end(host, progress, chain.remaining(), chain.state()).await?;
+    }
+    Ok(())
+}
+
+/// The rhythm of one chain run in chunks: chunk sizes, cancellation, checks after each chunk,
+/// progress events with frames when due, and turns of the event loop.
+struct Pacer<'a> {
+    model: &'a Model,
+    backend: &'a Backend,
+    /// Hand back the images every this many steps.
+    frame_every: Option<usize>,
+    /// A chunk size the caller fixed (frames, or progress after every step).
+    fixed: Option<usize>,
+    /// Steps in the next chunk.
+    chunk: usize,
+    /// When the current chunk began, ms.
+    began: f64,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(model: &'a Model, backend: &'a Backend, request: &Request, host: &impl Host) -> Self {
+        let fixed = request.frame_every.or(host.wants_progress().then_some(1));
+        Self { model, backend, frame_every: request.frame_every, fixed, chunk: fixed.unwrap_or(1), began: 0.0 }
+    }
+
+    /// Begins a chunk: the steps to run (at most `remaining`), or `Cancelled`.
+    fn begin(&mut self, host: &impl Host, remaining: usize) -> Result<usize, RuntimeError> {
+        if host.cancelled() {
+            return Err(RuntimeError::Cancelled);
         }
-        if fixed.is_none() {
-            let elapsed = host.now_ms() - started;
+        self.began = host.now_ms();
+        Ok(self.chunk.min(remaining))
+    }
+
+    /// Ends a chunk after the device answered: checks the device and the chain, sizes the next
+    /// chunk, reports `progress` (with a frame of `state` when one is due; `remaining` steps
+    /// left) and lets the event loop run.
+    async fn end(&mut self, host: &mut impl Host, progress: Progress<'_>, remaining: usize, state: &Tensor<4>) -> Result<(), RuntimeError> {
+        self.backend.check_alive()?;
+        if !progress.log_density.is_finite() {
+            return Err(RuntimeError::Diverged { steps: progress.step });
+        }
+        if self.fixed.is_none() {
+            let elapsed = host.now_ms() - self.began;
             if elapsed < CHUNK_TARGET_MS / 2.0 {
-                chunk = (chunk * 2).min(MAX_CHUNK);
+                self.chunk = (self.chunk * 2).min(MAX_CHUNK);
             } else if elapsed > CHUNK_TARGET_MS * 2.0 {
-                chunk = (chunk / 2).max(1);
+                self.chunk = (self.chunk / 2).max(1);
             }
         }
         if host.wants_progress() {
-            let frame_due = request.frame_every.is_some_and(|every| step.is_multiple_of(every) || chain.remaining() == 0);
-            let frame = if frame_due { Some(read_images(model, chain.state().clone(), step).await?) } else { None };
-            host.progress(&Progress { step, total, log_density, frame: frame.as_ref() })?;
+            let frame_due = self.frame_every.is_some_and(|every| progress.step.is_multiple_of(every) || remaining == 0);
+            let frame = if frame_due { Some(read_images(self.model, state.clone(), progress.step).await?) } else { None };
+            host.progress(&Progress { frame: frame.as_ref(), ..progress })?;
         }
         host.yield_now().await;
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use web_sys::AbortSignal;
 
 use crate::backend::{Backend, Preference};
 use crate::error::RuntimeError;
-use crate::job::{self, Host, Images, Progress, Request, Task};
+use crate::job::{self, Host, Images, MalaOverrides, Progress, Request, Task};
 use crate::model_info;
 
 thread_local! {
@@ -133,15 +133,23 @@ fn parse_request(task: &str, options: &JsValue) -> Result<Request, RuntimeError>
         noise: number(options, "noise")?,
         noise_free: flag(options, "noiseFree")?,
     };
+    // Bounds beyond `integer`'s are checked against the model's settings (`check_mala`).
+    let mala = MalaOverrides {
+        steps: integer(options, "malaSteps", 1e9)?.map(|v| v as usize),
+        step_size: number(options, "malaStepSize")?,
+        temperature: number(options, "temperature")?,
+    };
     Ok(Request {
         task,
         seed: integer(options, "seed", 9_007_199_254_740_991.0)?.unwrap_or(1),
         overrides,
+        mala,
         frame_every: integer(options, "frameEvery", 100_000.0)?.map(|v| v as usize),
     })
 }
 
-/// A JavaScript object `{shape, width, height, channels, count, rgba, values, range}`.
+/// A JavaScript object `{width, height, channels, count, rgba, values, range, acceptanceRate}`
+/// (`acceptanceRate`: MEG models after MALA steps, else `null`).
 fn images_object(images: &Images) -> JsValue {
     let [count, channels, height, width] = images.shape;
     let object = Object::new();
@@ -155,6 +163,7 @@ fn images_object(images: &Images) -> JsValue {
     set("rgba", Uint8ClampedArray::from(images.rgba.as_slice()).into());
     set("values", Float32Array::from(images.values.as_slice()).into());
     set("range", Array::of2(&images.range[0].into(), &images.range[1].into()).into());
+    set("acceptanceRate", images.acceptance_rate.map_or(JsValue::NULL, JsValue::from));
     object.into()
 }
 
@@ -194,6 +203,9 @@ impl Host for BrowserHost {
         let _ = Reflect::set(&event, &"step".into(), &progress.step.into());
         let _ = Reflect::set(&event, &"total".into(), &progress.total.into());
         let _ = Reflect::set(&event, &"logDensity".into(), &progress.log_density.into());
+        if let Some(rate) = progress.acceptance_rate {
+            let _ = Reflect::set(&event, &"acceptanceRate".into(), &rate.into());
+        }
         if let Some(frame) = progress.frame {
             let _ = Reflect::set(&event, &"images".into(), &images_object(frame));
         }

@@ -19,12 +19,16 @@ pub mod js;
 pub use error::RuntimeError;
 pub use shared::{Model, ModelFileError, file, nets, sampler};
 
-/// The manifest plus a summary the page needs (family, image size, sampler defaults).
+/// The manifest plus a summary the page needs (family, image size, sampler defaults: Langevin
+/// for single-net models, MALA for MEG models).
 pub fn model_info(model: &Model) -> serde_json::Value {
     let manifest = &model.manifest;
     let family = manifest.model.family_name();
     let grids: Vec<usize> = model.stacks.iter().filter(|s| matches!(s.role, shared::nets::Role::Energy(_))).map(|s| s.stack.input_shape()[1]).collect();
-    let langevin = manifest.sampler.langevin.first();
+    // A MEG model samples through its generator and MALA; Langevin settings do not apply.
+    let meg = matches!(manifest.model, shared::nets::ModelSpec::Meg(_));
+    let langevin = manifest.sampler.langevin.first().filter(|_| !meg);
+    let mala = meg.then(|| manifest.sampler.mala.unwrap_or_default());
     serde_json::json!({
         "family": family,
         "channels": manifest.data.channels,
@@ -33,11 +37,14 @@ pub fn model_info(model: &Model) -> serde_json::Value {
         "range": manifest.data.range,
         "grids": grids,
         // Whether canvases of other sizes can be sampled (convolutional nets: textures).
-        "anySize": shared::generate::canvas_shape(model, 1, [manifest.data.height * 2, manifest.data.width * 2]).is_ok(),
+        "anySize": !meg && shared::generate::canvas_shape(model, 1, [manifest.data.height * 2, manifest.data.width * 2]).is_ok(),
         "defaults": {
             "steps": langevin.map(|l| l.steps),
             "stepSize": langevin.map(|l| l.step_size),
             "noise": langevin.map(|l| l.noise),
+            "malaSteps": mala.map(|m| m.steps),
+            "malaStepSize": mala.map(|m| m.step_size),
+            "temperature": mala.map(|m| m.temperature),
         },
         "manifest": serde_json::to_value(manifest).unwrap_or_default(),
     })

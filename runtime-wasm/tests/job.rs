@@ -1,5 +1,9 @@
 //! The runtime's core, natively on the flex backend: the same numbers as the trainer's path,
-//! progress and frames, cancellation, inpainting masks, batch limits and typed errors.
+//! progress and frames, cancellation, inpainting masks, batch limits, MEG sampling (generator
+//! and latent-space MALA) and typed errors.
+
+#[path = "support/meg.rs"]
+mod meg;
 
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -7,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use burn::prelude::*;
 use runtime_wasm::RuntimeError;
 use runtime_wasm::backend::{Backend, Preference, select};
-use runtime_wasm::job::{Host, Progress, Request, Task, check_batch, run};
+use runtime_wasm::job::{Host, MalaOverrides, Progress, Request, Task, check_batch, run};
 use shared::file::{DataSpec, Manifest, Model, Normalization, Provenance, SamplerDefaults};
 use shared::generate::{GenerateError, Overrides, batch_shape, energy_net, generate, synthesis_start};
 use shared::nets::{ModelSpec, ShortRunConfig};
@@ -41,6 +45,7 @@ fn model(device: &Device) -> Model {
 struct Recorder {
     steps: Vec<usize>,
     frames: Vec<(usize, [usize; 4])>,
+    acceptance: Vec<Option<f64>>,
     cancel_after: Option<usize>,
     yields: usize,
 }
@@ -58,6 +63,7 @@ impl Host for Recorder {
         assert!(progress.log_density.is_finite());
         assert_eq!(progress.total, 12);
         self.steps.push(progress.step);
+        self.acceptance.push(progress.acceptance_rate);
         if let Some(frame) = progress.frame {
             self.frames.push((progress.step, frame.shape));
         }
@@ -74,7 +80,7 @@ impl Host for Recorder {
 }
 
 fn request(task: Task) -> Request {
-    Request { task, seed: 5, overrides: Overrides::default(), frame_every: None }
+    Request { task, seed: 5, overrides: Overrides::default(), mala: MalaOverrides::default(), frame_every: None }
 }
 
 #[test]
@@ -430,4 +436,108 @@ fn texture_extension_keeps_the_known_strip_and_shows_the_mean() {
     let wrong = Task::Inpainting { images: vec![0.0; 3 * plane], missing: vec![1.0; 3 * plane], count: 1, size: Some([height, width + 1]), start_from_image: false };
     let error = block_on(run(&texture, &backend, &request(wrong), &mut Recorder::default())).expect_err("length");
     assert!(matches!(error, RuntimeError::Request(GenerateError::Length { .. })), "{error}");
+}
+
+fn meg_request(count: usize, mala: MalaOverrides) -> Request {
+    Request { mala, ..request(Task::Synthesis { count, size: None }) }
+}
+
+fn mala_steps(steps: usize) -> MalaOverrides {
+    MalaOverrides { steps: Some(steps), ..MalaOverrides::default() }
+}
+
+/// A MEG model samples `G(z)` from the seed's codes, refined by MALA on `E(G(z))` one chunk at
+/// a time: the chunked chain is the one `latent_samples` (the trainer's `meg sample`) runs in
+/// one call, whatever the chunks, and reports its acceptance rate.
+#[test]
+fn meg_samples_are_generator_images_refined_by_latent_mala() {
+    let backend = Backend::cpu(None);
+    let model = meg::meg_model(&backend.device, 17);
+    let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
+    let info = runtime_wasm::model_info(&model);
+    assert_eq!((info["family"].as_str(), info["defaults"]["malaSteps"].as_u64(), info["defaults"]["temperature"].as_f64()), (Some("meg"), Some(meg::MALA_STEPS as u64), Some(meg::TEMPERATURE)));
+    assert!(info["defaults"]["steps"].is_null() && info["anySize"] == false, "Langevin settings and canvases do not apply: {info}");
+
+    // No MALA steps: exactly the generator's images of the seed's codes, no acceptance rate.
+    let mut host = Recorder::default();
+    let plain = block_on(run(&model, &backend, &meg_request(3, mala_steps(0)), &mut host)).expect("generator alone");
+    let direct = shared::generate::latent_samples(&model, 3, None, &mut HostRng::new(5), &backend.device).expect("G(z)");
+    assert_eq!(plain.shape, [3, 1, 28, 28]);
+    assert_eq!(plain.values, values(direct.images), "0 MALA steps is G(z)");
+    assert!(plain.values.iter().all(|v| (-1.0..=1.0).contains(v)), "tanh output in [−1, 1]");
+    assert_eq!((plain.acceptance_rate, host.steps.len()), (None, 0));
+    assert_eq!(plain.rgba.len(), 3 * 28 * 28 * 4);
+
+    // The model's 12 MALA steps, progress after every step.
+    let mut host = Recorder::default();
+    let refined = block_on(run(&model, &backend, &meg_request(3, MalaOverrides::default()), &mut host)).expect("MALA");
+    let config = MalaOverrides::default().apply(&model).expect("defaults");
+    let one_call = shared::generate::latent_samples(&model, 3, Some(&config), &mut HostRng::new(5), &backend.device).expect("one call");
+    let one_call_rate = f64::from(one_call.acceptance_rate.expect("rate").into_data().try_to_vec::<f32>().expect("f32")[0]);
+    let rate = refined.acceptance_rate.expect("MALA reports its acceptance rate");
+    eprintln!("MEG: 3 chains, 12 MALA steps (α 0.01, β {}): acceptance rate {rate:.3}; progress {:?}", meg::TEMPERATURE, host.acceptance);
+    assert_eq!(refined.values, values(one_call.images), "the chunked chain equals one call of latent_samples");
+    assert!((rate - one_call_rate).abs() < 1e-6, "rate {rate} vs one call's {one_call_rate}");
+    assert!(rate > 0.0 && rate < 1.0, "this model's energy rejects some proposals and accepts others: rate {rate}");
+    assert_eq!(host.steps, (1..=12).collect::<Vec<_>>(), "progress after every MALA step");
+    assert!(host.acceptance.iter().all(|r| r.is_some_and(|r| (0.0..=1.0).contains(&r))), "{:?}", host.acceptance);
+    assert_eq!(*host.acceptance.last().expect("events"), Some(rate), "the last event's running rate is the result's");
+    assert!(refined.values.iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert_ne!(refined.values, plain.values, "accepted proposals move the codes");
+
+    // The same seed in other chunks (frames every 5 steps: 5, 5, 2) gives the same chain; another seed another.
+    let mut host = Recorder::default();
+    let framed = Request { frame_every: Some(5), ..meg_request(3, MalaOverrides::default()) };
+    let again = block_on(run(&model, &backend, &framed, &mut host)).expect("again");
+    assert_eq!((again.values == refined.values, again.acceptance_rate), (true, Some(rate)), "same seed, same images and rate");
+    assert_eq!(host.frames, vec![(5, [3, 1, 28, 28]), (10, [3, 1, 28, 28]), (12, [3, 1, 28, 28])]);
+    let other = block_on(run(&model, &backend, &Request { seed: 6, ..meg_request(3, MalaOverrides::default()) }, &mut Recorder::default())).expect("seed 6");
+    assert_ne!(other.values, refined.values);
+
+    // Cancellation between MALA chunks.
+    let mut host = Recorder { cancel_after: Some(4), ..Recorder::default() };
+    let result = block_on(run(&model, &backend, &meg_request(2, MalaOverrides::default()), &mut host));
+    assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
+    assert_eq!(host.steps, vec![1, 2, 3, 4]);
+}
+
+/// Bad MALA settings, tasks a MEG model does not do, Langevin settings on a MEG model and MALA
+/// settings on another family are typed errors naming the problem.
+#[test]
+fn meg_requests_that_do_not_apply_are_typed_errors() {
+    let backend = Backend::cpu(None);
+    let model = meg::meg_model(&backend.device, 17);
+    let error_of = |model: &Model, request: Request| block_on(run(model, &backend, &request, &mut Recorder::default())).expect_err("must fail");
+    let bad_settings = [
+        (MalaOverrides { temperature: Some(0.0), ..MalaOverrides::default() }, "mala temperature = 0"),
+        (MalaOverrides { temperature: Some(f64::NAN), ..MalaOverrides::default() }, "mala temperature = NaN"),
+        (MalaOverrides { step_size: Some(-1.0), ..MalaOverrides::default() }, "mala step size = -1"),
+        (mala_steps(shared::generate::MAX_MALA_STEPS + 1), "mala steps = 10001"),
+    ];
+    for (mala, expected) in bad_settings {
+        let error = error_of(&model, meg_request(2, mala));
+        assert!(matches!(error, RuntimeError::Request(GenerateError::Setting { .. })) && error.to_string().contains(expected), "{error}");
+        assert_eq!(error.code(), "invalid-request");
+    }
+    let unsupported = [
+        (Task::Interpolation { pairs: 1, points: 4 }, "interpolation"),
+        (Task::Cascade { count: 2 }, "the multigrid cascade"),
+        (Task::Synthesis { count: 1, size: Some([56, 56]) }, "a canvas size other than the training size"),
+        (Task::Inpainting { images: vec![0.0; 784], missing: vec![1.0; 784], count: 1, size: None, start_from_image: false }, "inpainting"),
+    ];
+    for (task, name) in unsupported {
+        let error = error_of(&model, request(task));
+        assert!(matches!(error, RuntimeError::Request(GenerateError::Unsupported { task, family: "meg" }) if task == name), "{error}");
+        assert_eq!(error.code(), "invalid-request");
+    }
+    let langevin = Request { overrides: Overrides { steps: Some(3), ..Overrides::default() }, ..meg_request(1, MalaOverrides::default()) };
+    let error = error_of(&model, langevin);
+    assert!(error.to_string().contains("Langevin setting") && error.to_string().contains("use malaSteps"), "{error}");
+    let error = error_of(&model, meg_request(0, MalaOverrides::default()));
+    assert!(matches!(error, RuntimeError::Request(GenerateError::NoImages)), "{error}");
+    let error = error_of(&model, Request { frame_every: Some(0), ..meg_request(1, MalaOverrides::default()) });
+    assert!(error.to_string().contains("frame interval"), "{error}");
+    let short_run = self::model(&backend.device);
+    let error = error_of(&short_run, meg_request(1, mala_steps(3)));
+    assert!(matches!(error, RuntimeError::Request(GenerateError::Unsupported { family: "short_run", .. })), "{error}");
 }

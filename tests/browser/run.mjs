@@ -6,6 +6,8 @@
 //
 // DIR holds `native/samples.npy` written by
 //   trainer sample www/models/mnist-shortrun.ebm --count 4 --seed 7 --steps 10 --noise-free --device flex --out DIR/native
+// and the MEG fixture (`meg/model.ebm`, `meg/native.json`) written by
+//   $CARGO_TARGET_DIR/debug/examples/meg_fixture DIR/meg     (cargo build -p runtime-wasm --example meg_fixture)
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -121,6 +123,70 @@ async function multigridChecks(label, page) {
     `${result.missingMoved} of 400 missing pixels sampled, ${result.knownChanged} known pixels changed`);
 }
 
+// The MEG fixture (an untrained MNIST 28×28×1 model with its own MALA defaults) in the page's
+// runtime: with 0 MALA steps the images are the generator's G(z) of the seed's codes, as
+// natively; with the model's MALA steps the chain — run a step at a time for progress — is the
+// native one-call chain (codes and MALA noise from the same seeded generator), and the
+// acceptance rate is reported; settings and tasks that do not apply are typed errors.
+async function megChecks(label, page, native, tolerance) {
+  const result = await page.evaluate(async ({ count, seed }) => {
+    const model = await window.demo.state.runtime.loadModel('fixtures/meg/model.ebm');
+    const plain = await model.sample({ count, seed, malaSteps: 0 });
+    const events = [];
+    const mala = await model.sample({ count, seed, onProgress: (e) => events.push(e.acceptanceRate) });
+    const errorOf = async (task, options) => {
+      try { await model[task](options); return null; } catch (error) { return { code: error.code ?? null, message: error.message }; }
+    };
+    const errors = {
+      negativeSteps: await errorOf('sample', { malaSteps: -1 }),
+      zeroTemperature: await errorOf('sample', { temperature: 0 }),
+      langevinSteps: await errorOf('sample', { steps: 3 }),
+      interpolation: await errorOf('interpolate', {}),
+    };
+    await model.dispose();
+    const plainOf = (r) => ({ shape: [r.count, r.channels, r.height, r.width], values: Array.from(r.values), acceptanceRate: r.acceptanceRate, millis: r.millis, backend: r.backend });
+    return { family: model.info.family, defaults: model.info.defaults, plain: plainOf(plain), mala: plainOf(mala), events, errors };
+  }, { count: native.count, seed: native.seed });
+  const maxDiff = (values, reference) => values.reduce((m, v, i) => Math.max(m, Math.abs(v - reference[i])), 0);
+  const shape = JSON.stringify(native.shape);
+  const plainDiff = maxDiff(result.plain.values, native.generator);
+  check(`${label}: MEG with 0 MALA steps gives the generator's G(z) of seed ${native.seed}, as natively`,
+    result.family === 'meg' && JSON.stringify(result.plain.shape) === shape && plainDiff <= tolerance && result.plain.acceptanceRate === null,
+    `shape ${JSON.stringify(result.plain.shape)}, max |browser − native| = ${plainDiff.toExponential(2)} (tolerance ${tolerance}), acceptanceRate ${result.plain.acceptanceRate}`);
+  const s = stats(result.mala.values);
+  const rate = result.mala.acceptanceRate;
+  const eventsOk = result.events.length === native.malaSteps && result.events.every((r) => r >= 0 && r <= 1) && result.events.at(-1) === rate;
+  check(`${label}: MEG with ${native.malaSteps} MALA steps: finite images in [−1, 1], acceptance rate in [0, 1] in the result and every progress event`,
+    JSON.stringify(result.mala.shape) === shape && result.mala.values.every(Number.isFinite) && s.min >= -1 && s.max <= 1 && s.std > 0.01 && rate >= 0 && rate <= 1 && eventsOk,
+    `values ${s.min.toFixed(3)}…${s.max.toFixed(3)} (std ${s.std.toFixed(3)}), acceptance rate ${rate?.toFixed(3)}, ${result.events.length} progress events, ${result.mala.millis.toFixed(0)} ms on ${result.mala.backend}`);
+  const malaDiff = maxDiff(result.mala.values, native.mala);
+  check(`${label}: MEG: the step-at-a-time MALA chain equals the native one-call chain (seed ${native.seed})`,
+    malaDiff <= tolerance && Math.abs(rate - native.acceptanceRate) < 1e-6,
+    `max |browser − native| = ${malaDiff.toExponential(2)} (tolerance ${tolerance}); acceptance rate ${rate?.toFixed(4)} vs native ${native.acceptanceRate.toFixed(4)}`);
+  const e = result.errors;
+  check(`${label}: MEG: malaSteps −1, temperature 0, Langevin steps and interpolation are typed errors`,
+    e.negativeSteps?.code === 'invalid-option' && e.zeroTemperature?.code === 'invalid-request' && /temperature/.test(e.zeroTemperature.message)
+      && e.langevinSteps?.code === 'invalid-request' && e.interpolation?.code === 'invalid-request' && /meg/.test(e.interpolation.message),
+    JSON.stringify(e));
+  return { plainDiff, malaDiff, acceptanceRate: rate };
+}
+
+// The demo page on a MEG model: MALA steps and temperature instead of the Langevin controls,
+// no interpolation or inpainting, and Generate reports the acceptance rate.
+async function megDemoChecks(label, browser, base) {
+  const { page, pageErrors } = await openDemo(browser, base, '?model=fixtures/meg/model.ebm');
+  const visible = await page.evaluate(() => Object.fromEntries(['mala-steps', 'temperature', 'steps', 'noise', 'noise-free', 'interpolate', 'brush', 'generate']
+    .map((id) => [id, document.getElementById(id).checkVisibility()])));
+  const before = await page.evaluate(() => window.demo.generated);
+  await page.click('#generate');
+  await page.waitForFunction((n) => window.demo.generated > n || window.demo.errors.length, before, { timeout: 120_000 });
+  const status = await page.locator('#status').textContent();
+  const controlsOk = visible['mala-steps'] && visible.temperature && visible.generate && !visible.steps && !visible.noise && !visible['noise-free'] && !visible.interpolate && !visible.brush;
+  check(`${label}: the demo on a MEG model shows MALA steps and temperature only, and Generate reports the acceptance rate`,
+    controlsOk && /acceptance rate [01]\.\d{3}/.test(status) && pageErrors.length === 0, `${JSON.stringify(visible)}; "${status}"${pageErrors.length ? `; errors ${pageErrors.join(' | ')}` : ''}`);
+  await page.close();
+}
+
 async function bench(base, outPath) {
   const browser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
   try {
@@ -145,6 +211,7 @@ async function main() {
     return;
   }
   const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy')));
+  const megNative = JSON.parse(await readFile(join(fixtures, 'meg', 'native.json'), 'utf8'));
   const report = {};
 
   // ---- WebGPU (SwiftShader) ----
@@ -257,6 +324,7 @@ async function main() {
     const truncated = await page.locator('#error').textContent();
     check('webgpu: a truncated model file shows a readable error', /invalid-model/.test(truncated) && /truncated|ends|short/i.test(truncated), truncated);
     await multigridChecks('webgpu', page);
+    report.webgpuMeg = await megChecks('webgpu', page, megNative, 2e-3);
     check('webgpu: no uncaught errors in the page', pageErrors.length === 0, pageErrors.join(' | ') || 'none');
   } finally {
     await gpuBrowser.close();
@@ -304,6 +372,8 @@ async function main() {
     const half = await errorOf(page, 'window.demo.state.model.sample({ width: 48 })');
     check('cpu: width without height is a typed error', half?.code === 'invalid-option', JSON.stringify(half));
     await multigridChecks('cpu', page);
+    report.cpuMeg = await megChecks('cpu', page, megNative, 1e-4);
+    await megDemoChecks('cpu', cpuBrowser, base);
     const forced = await page.evaluate(async () => {
       const { createRuntime } = await import('./pkg/ebm.js');
       try { await createRuntime({ device: 'webgpu' }); return null; } catch (error) { return { code: error.code, message: error.message }; }
@@ -332,7 +402,7 @@ async function main() {
   server.close();
   const failed = results.filter((r) => !r.ok);
   console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
-  if (args.report) await writeFile(args.report, JSON.stringify({ results, report: { webgpuMaxDiff: report.webgpu?.maxDiff, cpuMaxDiff: report.cpu?.maxDiff } }, null, 2));
+  if (args.report) await writeFile(args.report, JSON.stringify({ results, report: { webgpuMaxDiff: report.webgpu?.maxDiff, cpuMaxDiff: report.cpu?.maxDiff, webgpuMeg: report.webgpuMeg, cpuMeg: report.cpuMeg } }, null, 2));
   process.exit(failed.length ? 1 : 0);
 }
 
