@@ -214,6 +214,9 @@ impl Manifest {
                 )));
             }
         }
+        if let Some(mala) = &self.sampler.mala {
+            crate::generate::check_mala(mala).map_err(|e| ModelFileError::Data(format!("its MALA defaults are unusable: {e}")))?;
+        }
         let energies = stacks.iter().filter(|s| matches!(s.role, Role::Energy(_))).count();
         if self.sampler.langevin.len() != energies {
             return Err(ModelFileError::Data(format!(

@@ -215,12 +215,13 @@ pub fn meg_nets(model: &Model) -> Result<GeneratedEnergy<'_>, GenerateError> {
 
 /// Longest MALA chain a caller may ask for (the authors' longest is 100).
 pub const MAX_MALA_STEPS: usize = 10_000;
+const MALA_STEPS_LIMIT: &str = "at most 10 000 steps (MAX_MALA_STEPS)";
 
 /// Checks MALA settings a caller gave.
 pub fn check_mala(config: &MalaConfig) -> Result<(), GenerateError> {
     let bad = |name, value: f64, why| Err(GenerateError::Setting { name, value, why });
     if config.steps > MAX_MALA_STEPS {
-        return bad("mala steps", config.steps as f64, "at most 10 000 steps");
+        return bad("mala steps", config.steps as f64, MALA_STEPS_LIMIT);
     }
     if !(config.step_size.is_finite() && config.step_size > 0.0) {
         return bad("mala step size", config.step_size, "a finite number above 0");
@@ -243,7 +244,8 @@ pub struct LatentSamples {
 }
 
 /// `count` MEG samples: `z ~ N(0, I)` drawn from `noise`, refined by latent-space MALA on
-/// `E(G(z))` when `mala` is given (0 steps = the generator alone), then `G(z)`.
+/// `E(G(z))` when `mala` is given with at least one step (else the generator alone, and no
+/// acceptance rate), then `G(z)`.
 pub fn latent_samples(model: &Model, count: usize, mala_config: Option<&MalaConfig>, noise: &mut impl NoiseSource, device: &Device) -> Result<LatentSamples, GenerateError> {
     if count == 0 {
         return Err(GenerateError::NoImages);
@@ -252,10 +254,14 @@ pub fn latent_samples(model: &Model, count: usize, mala_config: Option<&MalaConf
     let latent = nets.generator.input_shape()[0];
     let z = noise.normal([count, latent], device);
     let (z, acceptance_rate) = match mala_config {
-        Some(config) => {
+        Some(config) if config.steps > 0 => {
             check_mala(config)?;
             let out = mala(&nets, z, config, noise);
             (out.z, Some(out.acceptance_rate))
+        }
+        Some(config) => {
+            check_mala(config)?;
+            (z, None)
         }
         None => (z, None),
     };

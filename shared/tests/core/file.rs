@@ -127,6 +127,9 @@ fn content_errors_are_reported_by_name() {
     assert!(matches!(error, ModelFileError::Data(_)), "{error}");
     let error = load(&rewrite(|f| f.manifest["data"]["range"] = serde_json::json!([1.0, -1.0])));
     assert!(matches!(error, ModelFileError::Data(_)), "{error}");
+    // Unusable MALA defaults (a MEG sampler setting).
+    let error = load(&rewrite(|f| f.manifest["sampler"]["mala"] = serde_json::json!({"steps": 5, "step_size": 0.01, "temperature": 0.0, "proposal_norm": "squared"})));
+    assert!(matches!(error, ModelFileError::Data(_)) && error.to_string().contains("temperature"), "{error}");
     // Missing and unexpected tensors.
     let error = load(&rewrite(|f| {
         f.tensors.remove(0);
