@@ -386,8 +386,10 @@ fn meg_commands_end_to_end_and_their_bad_input() {
         assert!(image::open(&out).is_ok());
     }
     let density = dir.join("density.png");
-    let (ok, _, err) = run(&[&["meg", "density", model, "--resolution", "50", "--out", density.to_str().expect("utf-8")][..], &flex].concat());
+    let (ok, out, err) = run(&[&["meg", "density", model, "--resolution", "50", "--truth", "swissroll", "--out", density.to_str().expect("utf-8")][..], &flex].concat());
     assert!(ok, "meg density: {err}");
+    let (mass, uniform) = (number_after(&out, "density mass"), number_after(&out, "uniform density:"));
+    assert!((0.0..=1.0).contains(&mass) && (0.1..0.3).contains(&uniform), "{out}");
     assert_eq!(image::open(&density).expect("png").width(), 50);
 
     // KDD99 on the synthetic file: the "normal." records (more bytes) stand out.
