@@ -89,34 +89,6 @@ pub fn masked_scores(original: &[f32], result: &[f32], missing: &[bool], image_l
     MaskedScores { error: absolute / values.max(1) as f64, psnr: psnr_sum / images.max(1) as f64, values }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mmd_is_near_zero_for_one_distribution_and_large_for_two() {
-        let mut rng = shared::rng::HostRng::new(1);
-        let mut draw = |offset: f64, n: usize| -> Vec<f32> { (0..n * 16).map(|_| (rng.normal() + offset) as f32).collect() };
-        let same = pooled_mmd(&draw(0.0, 60), &draw(0.0, 60), 1, 4, 4, 2);
-        let different = pooled_mmd(&draw(0.0, 60), &draw(1.5, 60), 1, 4, 4, 2);
-        assert!(same.abs() < 0.05, "same distribution: {same}");
-        assert!(different > 0.3, "shifted distribution: {different}");
-    }
-
-    #[test]
-    fn masked_scores_count_only_missing_values() {
-        // Two images of 4 values; the known values differ wildly and must not count.
-        let original = [0.0, 255.0, 100.0, 100.0, 50.0, 50.0, 50.0, 50.0];
-        let result = [255.0, 0.0, 151.0, 100.0, 50.0, 50.0, 50.0, 50.0];
-        let missing = [false, false, true, true, false, false, false, false];
-        let scores = masked_scores(&original, &result, &missing, 4, 255.0);
-        assert_eq!(scores.values, 2);
-        assert!((scores.error - 51.0 / 255.0 / 2.0).abs() < 1e-9, "{scores:?}");
-        // MSE of image 0 = (0.2² + 0)/2 = 0.02 → 16.99 dB; image 1 has no missing value.
-        assert!((scores.psnr - 10.0 * (1.0f64 / 0.02).log10()).abs() < 1e-6, "{scores:?}");
-    }
-}
-
 /// Area under the precision–recall curve of `scores` (higher = more anomalous) for `labels`
 /// (`true` = anomaly), as scikit-learn's `precision_recall_curve` + `auc` compute it: one
 /// point per distinct threshold plus (recall 0, precision 1), joined by the trapezoid rule.
@@ -137,9 +109,9 @@ pub fn auprc(scores: &[f64], labels: &[bool]) -> Option<f64> {
         let last_of_threshold = order.get(rank + 1).is_none_or(|&next| scores[next] != scores[i]);
         if last_of_threshold {
             points.push((true_positives as f64 / positives as f64, true_positives as f64 / predicted as f64));
-        }
-        if true_positives == positives {
-            break;
+            if true_positives == positives {
+                break;
+            }
         }
     }
     Some(points.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum())
@@ -188,6 +160,29 @@ pub fn mode_statistics(samples: &[usize], categories: usize) -> (usize, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mmd_is_near_zero_for_one_distribution_and_large_for_two() {
+        let mut rng = shared::rng::HostRng::new(1);
+        let mut draw = |offset: f64, n: usize| -> Vec<f32> { (0..n * 16).map(|_| (rng.normal() + offset) as f32).collect() };
+        let same = pooled_mmd(&draw(0.0, 60), &draw(0.0, 60), 1, 4, 4, 2);
+        let different = pooled_mmd(&draw(0.0, 60), &draw(1.5, 60), 1, 4, 4, 2);
+        assert!(same.abs() < 0.05, "same distribution: {same}");
+        assert!(different > 0.3, "shifted distribution: {different}");
+    }
+
+    #[test]
+    fn masked_scores_count_only_missing_values() {
+        // Two images of 4 values; the known values differ wildly and must not count.
+        let original = [0.0, 255.0, 100.0, 100.0, 50.0, 50.0, 50.0, 50.0];
+        let result = [255.0, 0.0, 151.0, 100.0, 50.0, 50.0, 50.0, 50.0];
+        let missing = [false, false, true, true, false, false, false, false];
+        let scores = masked_scores(&original, &result, &missing, 4, 255.0);
+        assert_eq!(scores.values, 2);
+        assert!((scores.error - 51.0 / 255.0 / 2.0).abs() < 1e-9, "{scores:?}");
+        // MSE of image 0 = (0.2² + 0)/2 = 0.02 → 16.99 dB; image 1 has no missing value.
+        assert!((scores.psnr - 10.0 * (1.0f64 / 0.02).log10()).abs() < 1e-6, "{scores:?}");
+    }
 
     #[test]
     fn auprc_of_perfect_random_and_inverted_rankings() {

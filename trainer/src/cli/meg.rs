@@ -141,6 +141,10 @@ enum DatasetChoice {
     Mnist,
     /// StackedMNIST: --stacks digits as channels.
     StackedMnist,
+    /// CIFAR-like 32×32 colour images (--data: CIFAR-10 batches or any images, resized).
+    Cifar,
+    /// CelebA-like 64×64 colour images (--data: a folder of faces or any images, resized).
+    Celeba,
 }
 
 #[derive(Args, Debug)]
@@ -276,6 +280,8 @@ fn train_config(args: &MegTrainArgs) -> MegTrainConfig {
         DatasetChoice::Toy => (MegDataset::Toy2d, MegData::Toy { density: args.toy }),
         DatasetChoice::Mnist => (MegDataset::Mnist { channels: 1 }, MegData::Loaded { source, stacks: 1 }),
         DatasetChoice::StackedMnist => (MegDataset::Mnist { channels: args.stacks }, MegData::Loaded { source, stacks: args.stacks }),
+        DatasetChoice::Cifar => (MegDataset::Cifar, MegData::Loaded { source, stacks: 1 }),
+        DatasetChoice::Celeba => (MegDataset::Celeba, MegData::Loaded { source, stacks: 1 }),
     };
     let mut config = MegTrainConfig::paper(dataset, data);
     set(&mut config.net.width_divisor, args.width_divisor);
@@ -290,16 +296,28 @@ fn train_config(args: &MegTrainArgs) -> MegTrainConfig {
     config
 }
 
-/// The run's training data in model space (`[−1, 1]`), one channel per image.
+/// The run's training data in model space (`[−1, 1]`): 28×28 gray digits as they are (one
+/// channel; StackedMNIST stacks them per batch), colour images resized to the nets' size.
 fn train_data(config: &MegTrainConfig, device: &Device) -> anyhow::Result<Option<Tensor<4>>> {
-    match &config.data {
-        MegData::Toy { .. } => Ok(None),
-        MegData::Loaded { source, .. } => {
-            let set = data::open(&source.path, &source.options()).with_context(|| format!("cannot read MNIST from {}", source.path.display()))?;
+    let MegData::Loaded { source, .. } = &config.data else { return Ok(None) };
+    let options = source.options();
+    let set = match config.net.dataset {
+        MegDataset::Mnist { .. } => {
+            let set = data::open(&source.path, &options).with_context(|| format!("cannot read MNIST from {}", source.path.display()))?;
             anyhow::ensure!(set.height == 28 && set.width == 28 && set.channels == 1, "MEG's MNIST nets take 28×28 gray digits, not {}×{}×{}", set.channels, set.height, set.width);
-            Ok(Some(shortrun::images_tensor(&set, device)))
+            set
         }
-    }
+        dataset => {
+            let [channels, size, _] = config.net.data_shape();
+            let set = data::open(&source.path, &options).or_else(|error| match error {
+                data::DataError::InconsistentSizes { .. } => data::open_resized(&source.path, &options, size, channels),
+                other => Err(other),
+            });
+            let set = set.with_context(|| format!("cannot read {dataset:?} images from {}", source.path.display()))?;
+            set.resize(size, channels)?
+        }
+    };
+    Ok(Some(shortrun::images_tensor(&set, device)))
 }
 
 fn train(args: MegTrainArgs) -> anyhow::Result<()> {

@@ -448,3 +448,23 @@ fn mode_counting_and_anomaly_commands_write_their_tables() {
     assert!(std::fs::read_to_string(&table).expect("table").contains("0.281 ± 0.035"));
 }
 
+
+#[test]
+fn cifar_and_celeba_shaped_models_train_and_sample_from_any_images() {
+    let dir = scratch("colour");
+    let textures = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/textures");
+    for (dataset, side) in [("cifar", 32), ("celeba", 64)] {
+        let run_dir = dir.join(dataset);
+        let (ok, _, err) = run(&[
+            "meg", "train", "--dataset", dataset, "--data", textures, "--run", run_dir.to_str().expect("utf-8"), "--iterations", "1", "--width-divisor", "16", "--batch", "2",
+            "--energy-steps", "1", "--quiet", "--device", "flex",
+        ]);
+        assert!(ok, "meg train {dataset}: {err}");
+        let out = dir.join(format!("{dataset}.png"));
+        let (ok, _, err) = run(&["meg", "sample", run_dir.join("model.ebm").to_str().expect("utf-8"), "--count", "2", "--mala-steps", "2", "--out", out.to_str().expect("utf-8"), "--device", "flex"]);
+        assert!(ok, "meg sample {dataset}: {err}");
+        let picture = image::open(&out).expect("png");
+        // Two images side by side at twice their size, with the grid's gaps.
+        assert!(picture.height() >= 2 * side && picture.width() >= 4 * side, "{dataset}: {}×{}", picture.width(), picture.height());
+    }
+}
