@@ -26,18 +26,25 @@ fn penalty_value(net: &Stack, x: &Tensor<4>, form: PenaltyForm) -> f64 {
     f64::from(host_values(penalty).expect("read")[0])
 }
 
-/// The first layer's weights with entry `index` moved by `delta`.
-fn nudged(net: &Stack, index: usize, delta: f32) -> Stack {
+/// `net` with every parameter's values passed through `edit(name, values)`.
+fn edited(net: &Stack, mut edit: impl FnMut(&str, &mut Vec<f32>)) -> Stack {
     net.clone()
         .load_parameters(|name, shape| -> Result<Tensor<1>, ()> {
             let values = net.parameters().into_iter().find(|(n, ..)| n == name).map(|(.., v)| v).expect("parameter");
             let mut host = host_values(values).expect("read");
-            if name == "0.weight" {
-                host[index] += delta;
-            }
+            edit(name, &mut host);
             Ok(Tensor::from_data(TensorData::new(host, [shape.iter().product::<usize>()]), &net.device()))
         })
         .expect("load")
+}
+
+/// The first layer's weights with entry `index` moved by `delta`.
+fn nudged(net: &Stack, index: usize, delta: f32) -> Stack {
+    edited(net, |name, values| {
+        if name == "0.weight" {
+            values[index] += delta;
+        }
+    })
 }
 
 /// ∂penalty/∂θ through the explicit input-gradient under autodiff, against central differences
@@ -46,7 +53,13 @@ fn nudged(net: &Stack, index: usize, delta: f32) -> Stack {
 fn penalty_gradient_matches_finite_differences(device: &Device, config: MegConfig, form: PenaltyForm) {
     let autodiff = device.clone().autodiff();
     autodiff.seed(5);
-    let net = energy_net(&config, &autodiff);
+    // Weights ×3 per layer: at the DCGAN initialisation of narrow nets the penalty is ~1e-9,
+    // below what f32 finite differences resolve.
+    let net = edited(&energy_net(&config, &autodiff), |name, values| {
+        if name.ends_with("weight") {
+            values.iter_mut().for_each(|v| *v *= 3.0);
+        }
+    });
     let [c, h, w] = config.data_shape();
     let x = Tensor::<4>::random([4, c, h, w], Distribution::Uniform(-1.0, 1.0), &device.clone().inner());
     let (_, penalty) = meg::energy_and_penalty(&net, Tensor::from_inner(x.clone()), form);
@@ -55,17 +68,20 @@ fn penalty_gradient_matches_finite_differences(device: &Device, config: MegConfi
     let plain = net.valid();
     let scale = analytic.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(scale > 0.0, "the penalty has no gradient");
+    // A weight moved by ε can flip a LeakyReLU unit somewhere in the batch, which breaks the
+    // finite difference of that entry (not the gradient): most entries must agree, not all.
     let mut rng = HostRng::new(3);
-    let mut checked = 0;
-    for _ in 0..6 {
+    let mut report = Vec::new();
+    let mut agree = 0;
+    for _ in 0..12 {
         let index = rng.below(analytic.len());
-        let eps = 1e-2;
+        let eps = 1e-4;
         let numeric = (penalty_value(&nudged(&plain, index, eps), &x, form) - penalty_value(&nudged(&plain, index, -eps), &x, form)) / (2.0 * f64::from(eps));
         let error = (numeric - f64::from(analytic[index])).abs();
-        assert!(error <= 0.02 * f64::from(scale) + 1e-4, "weight {index}: autodiff {} vs finite differences {numeric} (largest |gradient| {scale})", analytic[index]);
-        checked += 1;
+        agree += usize::from(error <= 0.02 * f64::from(scale) + 1e-6);
+        report.push(format!("{index}: {} vs {numeric:.6}", analytic[index]));
     }
-    assert_eq!(checked, 6);
+    assert!(agree >= 10, "{config:?} {form:?}: {agree}/12 entries agree (largest |gradient| {scale}): autodiff vs finite differences {report:?}");
 }
 
 #[test]
