@@ -10,7 +10,6 @@
 #              5 latent MALA steps
 #   anomaly    MNIST, digits 1, 4, 5, 7, 9 held out in turn (150 iterations each, widths ÷8, λ 100):
 #              AUPRC of E(x) and of ‖∇E(x)‖
-#   browser    the bundled MNIST model www/models/meg-digits.ebm
 # Pass EBM_MEG_ARGS to change the training settings of the image runs.
 #
 # Usage: bash scripts/meg-figures.sh [DATA_DIR] [OUT_DIR]   (defaults: data/, runs/meg/)
@@ -35,15 +34,11 @@ done
 
 rm -rf "$out/stacked3"
 "$trainer" meg train --dataset stacked-mnist --stacks 3 --data "$data/mnist" --run "$out/stacked3" --iterations 600 --width-divisor 8 --penalty sample --lambda 10 --quiet --sample-every 150 "${device[@]}" "${extra[@]}"
-cp "$out/stacked3/samples.png" docs/img/meg-stacked3-samples.png
+"$trainer" meg sample "$out/stacked3/model.ebm" --count 16 --mala-steps 0 --out docs/img/meg-stacked3-samples.png "${device[@]}"
 for steps in 0 5; do
   "$trainer" meg modes "$out/stacked3/model.ebm" --classifier "$out/mnist-classifier.ebm" --samples 26000 --mala-steps "$steps" "${device[@]}" | tee -a "$out/modes.txt"
 done
 
 "$trainer" meg anomaly --data "$data/mnist" --digits 1,4,5,7,9 --iterations 150 --width-divisor 8 --out docs/meg-anomaly.md "${device[@]}"
 
-rm -rf "$out/digits"
-"$trainer" meg train --dataset mnist --data "$data/mnist" --run "$out/digits" --iterations 400 --width-divisor 8 --penalty sample --lambda 10 --quiet --sample-every 100 "${device[@]}" "${extra[@]}"
-cp "$out/digits/model.ebm" www/models/meg-digits.ebm
-cp "$out/digits/samples.png" docs/img/meg-digits-samples.png
 echo "figures in docs/img/meg-*.png, tables in $out/toy.txt, $out/modes.txt and docs/meg-anomaly.md; runs in $out"

@@ -378,7 +378,7 @@ fn write_png(path: &Path, picture: &DynamicImage) -> Result<(), ImageIoError> {
 pub fn heat_colours(values: &[f64]) -> Vec<f32> {
     const RAMP: [[f64; 3]; 5] = [[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
     let top = values.iter().copied().fold(0.0, f64::max);
-    let mut planes = vec![Vec::with_capacity(values.len()); 3];
+    let mut planes: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(values.len()));
     for v in values {
         let t = if top > 0.0 { (v / top).clamp(0.0, 1.0) } else { 0.0 } * (RAMP.len() - 1) as f64;
         let low = (t.floor() as usize).min(RAMP.len() - 2);

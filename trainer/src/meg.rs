@@ -454,7 +454,7 @@ impl MegTrainer {
                 let [count, channels, h, w] = data.dims();
                 let picks = m * stacks;
                 let index: Vec<i64> = (0..picks).map(|_| self.rng.below(count) as i64).collect();
-                let chosen = data.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(index, [picks]), device));
+                let chosen = data.as_ref().clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(index, [picks]), device));
                 chosen.reshape([m, stacks * channels, h, w])
             }
             Batches::Toy(density) => {
@@ -470,7 +470,7 @@ impl MegTrainer {
 enum Batches {
     Toy(ToyDensity),
     /// `[N, C, H, W]` on the inner device; `stacks` images per sample.
-    Loaded { data: Tensor<4>, stacks: usize },
+    Loaded { data: Box<Tensor<4>>, stacks: usize },
 }
 
 /// `E(x)` per sample `[N]` and the zero-centred gradient penalty (one element) of `net` on
@@ -526,7 +526,7 @@ fn check_data(config: &MegTrainConfig, data: Option<Tensor<4>>, device: &Device)
             if (c * stacks, h, w) != (nc, nh, nw) {
                 bail!("the data is {}×{h}×{w} (× {stacks} stacked) but the networks take {nc}×{nh}×{nw}", c);
             }
-            Ok(Batches::Loaded { data: data.to_device(&device.clone().inner()), stacks: *stacks })
+            Ok(Batches::Loaded { data: Box::new(data.to_device(&device.clone().inner())), stacks: *stacks })
         }
     }
 }
