@@ -399,20 +399,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
     while trainer.iteration < total {
-        let metrics = match trainer.step() {
-            Ok(metrics) => metrics,
-            Err(error) => {
-                progress.abandon();
-                return Err(error.into());
-            }
-        };
-        let line = serde_json::json!({
-            "iteration": metrics.iteration, "f_data": metrics.f_data, "f_samples": metrics.f_samples,
-            "grad_norm": metrics.grad_norm, "lr": metrics.lr, "data_noise": metrics.data_noise,
-            "sample_abs_mean": metrics.sample_abs_mean,
-            "seconds": started.elapsed().as_secs_f64(),
-        });
-        run.log_metrics(&line)?;
+        let metrics = log_step(&run, &progress, started, trainer.step())?;
         let message = format!("f(data) {:+.4}  f(samples) {:+.4}  ‖∇f‖ {:.4}", metrics.f_data, metrics.f_samples, metrics.grad_norm);
         progress.set_message(message.clone());
         progress.set_position(metrics.iteration);
@@ -471,6 +458,19 @@ fn training_progress(quiet: bool, total: u64, position: u64) -> ProgressBar {
     );
     progress.set_position(position);
     progress
+}
+
+/// A training step's metrics, logged to the run's `metrics.jsonl` with the seconds since
+/// `started`; a failed step abandons the progress bar and returns its error.
+fn log_step<M: serde::Serialize, E: Into<anyhow::Error>>(run: &RunDir, progress: &ProgressBar, started: Instant, step: Result<M, E>) -> anyhow::Result<M> {
+    let metrics = step.map_err(|error| {
+        progress.abandon();
+        error.into()
+    })?;
+    let mut line = serde_json::to_value(&metrics)?;
+    line["seconds"] = started.elapsed().as_secs_f64().into();
+    run.log_metrics(&line)?;
+    Ok(metrics)
 }
 
 fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {

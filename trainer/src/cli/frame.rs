@@ -14,7 +14,7 @@ use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{DataSource, host_values};
 
-use super::{DeviceArgs, SamplerArgs, UpdateArgs, grid_columns, load_images, load_model, open_run, select_device, set, training_progress};
+use super::{DeviceArgs, SamplerArgs, UpdateArgs, grid_columns, load_images, load_model, log_step, open_run, select_device, set, training_progress};
 
 /// The generative ConvNet (FRAME model with a Gaussian reference, Xie et al. 2016).
 #[derive(Subcommand, Debug)]
@@ -235,16 +235,7 @@ fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
     while trainer.iteration < total {
-        let metrics = match trainer.step() {
-            Ok(metrics) => metrics,
-            Err(error) => {
-                progress.abandon();
-                return Err(error.into());
-            }
-        };
-        let mut line = serde_json::to_value(metrics)?;
-        line["seconds"] = started.elapsed().as_secs_f64().into();
-        run.log_metrics(&line)?;
+        let metrics = log_step(&run, &progress, started, trainer.step())?;
         let mut message = format!("layers {}  f(obs) {:+.1}  f(syn) {:+.1}  |I| {:.1}", metrics.layers, metrics.f_observed, metrics.f_synthesised, metrics.sample_abs_mean);
         if let Some(mse) = metrics.reconstruction_mse {
             message.push_str(&format!("  recon MSE {mse:.1}"));

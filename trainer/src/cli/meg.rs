@@ -21,7 +21,7 @@ use trainer::meg::{self, MegData, MegTrainConfig, MegTrainer, PenaltyForm, Shuff
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{self, DataSource, host_values};
 
-use super::{DeviceArgs, grid_columns, layout, load_model, open_run, select_device, set, training_progress};
+use super::{DeviceArgs, grid_columns, layout, load_model, log_step, open_run, select_device, set, training_progress};
 
 /// MEG (Kumar et al. 2019): energy model + generator with a mutual-information entropy term.
 #[derive(Subcommand, Debug)]
@@ -338,16 +338,7 @@ fn train(args: MegTrainArgs) -> anyhow::Result<()> {
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
     while trainer.iteration < total {
-        let metrics = match trainer.step() {
-            Ok(metrics) => metrics,
-            Err(error) => {
-                progress.abandon();
-                return Err(error.into());
-            }
-        };
-        let mut line = serde_json::to_value(metrics)?;
-        line["seconds"] = started.elapsed().as_secs_f64().into();
-        run.log_metrics(&line)?;
+        let metrics = log_step(&run, &progress, started, trainer.step())?;
         let message = format!(
             "E(x) {:+.3}  E(G(z)) {:+.3}  penalty {:.3}  L_H {:.3}",
             metrics.energy_real, metrics.energy_generated, metrics.penalty, metrics.entropy_loss
@@ -565,17 +556,7 @@ fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
         config.adam.lr = args.lr;
         config.iterations = args.iterations;
         config.seed = args.seed;
-        let mut trainer = MegTrainer::new(config, Some(select(&train)), &device)?;
-        let progress = training_progress(false, args.iterations, 0);
-        progress.set_message(format!("digit {digit} held out"));
-        while trainer.iteration < args.iterations {
-            trainer.step()?;
-            progress.set_position(trainer.iteration);
-        }
-        progress.finish();
-        let model = trainer.model()?;
-        let (energy, _) = shared::generate::energy_net(&model)?;
-        let (energies, norms) = meg::anomaly_scores(energy, &select(&test))?;
+        let (energies, norms) = train_and_score(config, select(&train), &select(&test), &format!("digit {digit} held out"), &device)?;
         let by_energy = metrics::auprc(&energies, &is_anomaly).context("the energy scores are not finite")?;
         let by_gradient = metrics::auprc(&norms, &is_anomaly).context("the gradient scores are not finite")?;
         let base_rate = is_anomaly.iter().filter(|a| **a).count() as f64 / is_anomaly.len() as f64;
@@ -626,16 +607,7 @@ fn kdd(args: KddArgs) -> anyhow::Result<()> {
     config.adam.lr = args.lr;
     config.iterations = args.iterations;
     config.seed = args.seed;
-    let mut trainer = MegTrainer::new(config, Some(rows(&train)), &device)?;
-    let progress = training_progress(false, args.iterations, 0);
-    while trainer.iteration < args.iterations {
-        trainer.step()?;
-        progress.set_position(trainer.iteration);
-    }
-    progress.finish();
-    let model = trainer.model()?;
-    let (energy, _) = shared::generate::energy_net(&model)?;
-    let (energies, norms) = meg::anomaly_scores(energy, &rows(&test))?;
+    let (energies, norms) = train_and_score(config, rows(&train), &rows(&test), "KDD99", &device)?;
     println!("KDD99: {} training (attack) records, {} test records ({} anomalies)", train.len(), test.len(), is_anomaly.iter().filter(|a| **a).count());
     println!("| score | precision | recall | F1 |\n|---|---|---|---|");
     for (name, scores) in [("E(x)", &energies), ("‖∇E(x)‖", &norms)] {
@@ -644,4 +616,19 @@ fn kdd(args: KddArgs) -> anyhow::Result<()> {
     }
     println!("| paper MEG | 0.9354 ± 0.016 | 0.9521 ± 0.014 | 0.9441 ± 0.015 |");
     Ok(())
+}
+
+/// Trains a MEG model on `train` for its configured iterations (with a progress bar showing
+/// `label`) and returns the anomaly scores `E(x)` and `‖∇ₓE(x)‖` of `test`.
+fn train_and_score(config: MegTrainConfig, train: Tensor<4>, test: &Tensor<4>, label: &str, device: &Device) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let iterations = config.iterations;
+    let mut trainer = MegTrainer::new(config, Some(train), device)?;
+    let progress = training_progress(false, iterations, 0);
+    progress.set_message(label.to_string());
+    while trainer.iteration < iterations {
+        trainer.step()?;
+        progress.set_position(trainer.iteration);
+    }
+    progress.finish();
+    meg::anomaly_scores(&trainer.nets.energy.valid(), test)
 }
