@@ -23,7 +23,7 @@ use burn::prelude::*;
 use modelfile::NamedTensor;
 use serde::{Deserialize, Serialize};
 use shared::Stack;
-use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, Provenance, SamplerDefaults};
+use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, SamplerDefaults};
 use shared::nets::{FrameKind, FrameNetConfig, ModelSpec, Polarity, Role};
 use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
@@ -405,13 +405,7 @@ impl FrameTrainer {
                 langevin: vec![LangevinConfig { steps: self.config.synthesis_steps, ..self.config.langevin }],
                 mala: None,
             },
-            provenance: Provenance {
-                dataset: self.config.source.describe(),
-                iterations: self.iteration,
-                seed: self.config.seed,
-                git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),
-                created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
-            },
+            provenance: crate::run::provenance(self.config.source.describe(), self.iteration, self.config.seed),
         };
         let mut extras = BTreeMap::new();
         if self.config.learning == Learning::Persistent

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use burn::tensor::{Distribution, Gradients};
 use serde::{Deserialize, Serialize};
-use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, Provenance, SamplerDefaults};
+use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, SamplerDefaults};
 use shared::layers::{NormMode, Stack};
 use shared::nets::{MegConfig, MegDataset, ModelSpec, Polarity, Role};
 use shared::rng::HostRng;
@@ -338,13 +338,7 @@ impl MegTrainer {
                 langevin: vec![LangevinConfig { steps: self.config.mala.steps, step_size: self.config.mala.step_size, noise: (2.0 * self.config.mala.step_size).sqrt(), reference_sigma: None, clip: None }],
                 mala: Some(self.config.mala),
             },
-            provenance: Provenance {
-                dataset: self.config.data.describe(),
-                iterations: self.iteration,
-                seed: self.config.seed,
-                git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),
-                created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
-            },
+            provenance: crate::run::provenance(self.config.data.describe(), self.iteration, self.config.seed),
         };
         let stacks = self
             .nets

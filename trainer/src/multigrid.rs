@@ -29,7 +29,7 @@ use burn::prelude::*;
 use modelfile::NamedTensor;
 use serde::{Deserialize, Serialize};
 use shared::Stack;
-use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, Provenance, SamplerDefaults};
+use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, SamplerDefaults};
 use shared::generate::{Overrides, START_COLORS, cascade_grids, cascade_start};
 use shared::nets::{ModelSpec, MultigridConfig, Polarity, Role};
 use shared::rng::HostRng;
@@ -322,13 +322,7 @@ impl MultigridTrainer {
             model: ModelSpec::Multigrid(self.config.net.clone()),
             data: DataSpec { channels, height: IMAGE_SIZE, width: IMAGE_SIZE, range: [0.0, 255.0], normalization: Normalization::Raw255 },
             sampler: SamplerDefaults { init: ChainInit::Uniform { low: 0.0, high: 255.0 }, langevin: self.config.grid_langevin(), mala: None },
-            provenance: Provenance {
-                dataset: self.config.source.describe(),
-                iterations: self.iteration,
-                seed: self.config.seed,
-                git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),
-                created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
-            },
+            provenance: crate::run::provenance(self.config.source.describe(), self.iteration, self.config.seed),
         };
         let stacks = self
             .nets

@@ -55,6 +55,18 @@ pub fn seal_checkpoint<'a, S: serde::Serialize>(mut file: ModelFile, optimiser: 
     Ok(file.to_bytes()?)
 }
 
+/// Where a model this trainer exported came from: the data set, iterations, seed, the source
+/// revision (`EBM_GIT_REVISION` at build time, if set) and the trainer's version.
+pub fn provenance(dataset: String, iterations: u64, seed: u64) -> shared::file::Provenance {
+    shared::file::Provenance {
+        dataset,
+        iterations,
+        seed,
+        git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),
+        created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 /// Paths of a run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {

@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use modelfile::{ModelFile, NamedTensor};
 use serde::{Deserialize, Serialize};
-use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, Provenance, SamplerDefaults};
+use shared::file::{DataSpec, Manifest, Model, ModelStack, Normalization, SamplerDefaults};
 use shared::nets::{ModelSpec, Polarity, Role, ShortRunConfig};
 use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
@@ -155,13 +155,7 @@ impl TrainConfig {
             model: ModelSpec::ShortRun(self.net.clone()),
             data: self.data.clone(),
             sampler: SamplerDefaults { init: ChainInit::Uniform { low: -1.0, high: 1.0 }, langevin: vec![self.langevin], mala: None },
-            provenance: Provenance {
-                dataset: self.source.describe(),
-                iterations,
-                seed: self.seed,
-                git_revision: option_env!("EBM_GIT_REVISION").map(str::to_string),
-                created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
-            },
+            provenance: crate::run::provenance(self.source.describe(), iterations, self.seed),
         }
     }
 }
