@@ -86,6 +86,9 @@ fn penalty_gradient_matches_finite_differences(device: &Device, config: MegConfi
 
 #[test]
 fn gradient_penalty_gradient_matches_finite_differences_on_flex() {
+    // These seed or draw from burn's process-wide device generator: take turns with the
+    // bit-for-bit resume tests.
+    let _lock = device_rng_lock();
     let flex = Device::flex();
     penalty_gradient_matches_finite_differences(&flex, MegConfig::new(MegDataset::Toy2d).with_width_divisor(32), PenaltyForm::Channel);
     let digits = MegConfig::new(MegDataset::Mnist { channels: 1 }).with_width_divisor(16);
@@ -95,12 +98,18 @@ fn gradient_penalty_gradient_matches_finite_differences_on_flex() {
 
 #[test]
 fn gradient_penalty_gradient_matches_finite_differences_on_wgpu() {
+    // These seed or draw from burn's process-wide device generator: take turns with the
+    // bit-for-bit resume tests.
+    let _lock = device_rng_lock();
     let Some(device) = wgpu() else { return };
     penalty_gradient_matches_finite_differences(&device, MegConfig::new(MegDataset::Mnist { channels: 1 }).with_width_divisor(32), PenaltyForm::Channel);
 }
 
 #[test]
 fn the_two_penalty_forms_differ_by_the_image_area() {
+    // These seed or draw from burn's process-wide device generator: take turns with the
+    // bit-for-bit resume tests.
+    let _lock = device_rng_lock();
     let flex = Device::flex();
     flex.seed(9);
     let config = MegConfig::new(MegDataset::Mnist { channels: 1 }).with_width_divisor(16);
@@ -259,6 +268,9 @@ fn a_diverging_run_stops_with_every_net_unchanged() {
 
 #[test]
 fn bad_configurations_are_refused_with_reasons() {
+    // These seed or draw from burn's process-wide device generator: take turns with the
+    // bit-for-bit resume tests.
+    let _lock = device_rng_lock();
     let flex = Device::flex();
     let mut config = toy_config(ToyDensity::Gaussians8, 1);
     config.batch_size = 1;
@@ -351,6 +363,9 @@ fn anomaly_splits_follow_the_protocols() {
 
 #[test]
 fn the_project_classifier_reads_held_out_digits() {
+    // These seed or draw from burn's process-wide device generator: take turns with the
+    // bit-for-bit resume tests.
+    let _lock = device_rng_lock();
     let flex = Device::flex();
     let load = |split| {
         let set = trainer::data::open(&crate::mnist_mini(), &trainer::data::LoadOptions { split, ..Default::default() }).expect("bundled MNIST");
