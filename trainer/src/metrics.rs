@@ -1,4 +1,10 @@
-//! Sample-quality numbers computed on the host.
+//! Sample-quality numbers computed on the host: the one metrics module every model family
+//! uses (FID/KID on Inception features, MSE/PSNR, masked inpainting errors, AUPRC,
+//! percentile-threshold precision/recall/F1, mode counts and KL).
+
+mod fid;
+
+pub use fid::{DistanceError, frechet_distance, kernel_distance};
 
 /// Unbiased MMD² with a Gaussian kernel between two image sets after `pool × pool` average
 /// pooling (a cheap, label-free "are these images like those" distance). Images are
@@ -52,6 +58,13 @@ pub fn pooled_mmd(a: &[f32], b: &[f32], channels: usize, height: usize, width: u
 /// Mean squared error per value.
 pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len().max(1) as f64
+}
+
+/// Peak signal-to-noise ratio `10·log10(peak²/MSE)` in dB over all values (100 dB for equal
+/// inputs, the convention [`masked_scores`] uses too).
+pub fn psnr(a: &[f32], b: &[f32], peak: f64) -> f64 {
+    let error = mse(a, b);
+    if error > 0.0 { (10.0 * (peak * peak / error).log10()).min(100.0) } else { 100.0 }
 }
 
 /// Inpainting scores on the missing pixels only (the multigrid paper's Table 4), intensities
@@ -169,6 +182,15 @@ mod tests {
         let different = pooled_mmd(&draw(0.0, 60), &draw(1.5, 60), 1, 4, 4, 2);
         assert!(same.abs() < 0.05, "same distribution: {same}");
         assert!(different > 0.3, "shifted distribution: {different}");
+    }
+
+    #[test]
+    fn psnr_follows_the_mean_squared_error() {
+        // MSE 25.5² / 4 per value on a 255 peak: 10·log10(4·100) = 26.02 dB.
+        let a = [0.0, 0.0, 0.0, 0.0];
+        let b = [25.5, 0.0, 0.0, 0.0];
+        assert!((psnr(&a, &b, 255.0) - 10.0 * 400.0f64.log10()).abs() < 1e-9);
+        assert_eq!(psnr(&a, &a, 255.0), 100.0);
     }
 
     #[test]
