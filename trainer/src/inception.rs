@@ -297,23 +297,38 @@ impl Inception {
     }
 
     /// Features of every image of `images` (any size, gray or RGB, values in [0, 255]),
-    /// `batch` images at a time; `progress` is called with the number done so far.
+    /// `batch` images at a time, batches spread over the machine's cores (burn's CPU backend
+    /// runs each op on one); `progress` is called with the number done so far.
     /// Returns `count × 2048` values.
-    pub fn features(&self, images: &ImageSet, batch: usize, mut progress: impl FnMut(usize)) -> Vec<f32> {
-        let mut out = Vec::with_capacity(images.count * FEATURES);
+    pub fn features(&self, images: &ImageSet, batch: usize, progress: impl FnMut(usize) + Send) -> Vec<f32> {
         let image_len = images.channels * images.height * images.width;
-        for (index, chunk) in images.pixels.chunks(image_len * batch.max(1)).enumerate() {
-            let count = chunk.len() / image_len;
-            let prepared: Vec<f32> = chunk
-                .chunks(image_len)
-                .flat_map(|image| prepare(image, images.channels, images.height, images.width))
-                .collect();
-            let x = Tensor::from_data(TensorData::new(prepared, [count, 3, INPUT_SIDE, INPUT_SIDE]), &self.device);
-            let features = self.forward(x).into_data().convert::<f32>();
-            out.extend(features.as_slice::<f32>().expect("f32 features"));
-            progress(index * batch.max(1) + count);
-        }
-        out
+        let chunks: Vec<&[f32]> = images.pixels.chunks(image_len * batch.max(1)).collect();
+        let workers = if self.device == Device::flex() { std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len()).max(1) } else { 1 };
+        let done = std::sync::Mutex::new((0usize, progress));
+        let mut results: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
+        std::thread::scope(|scope| {
+            for (worker, slots) in results.chunks_mut(chunks.len().div_ceil(workers)).enumerate() {
+                let (chunks, done) = (&chunks, &done);
+                scope.spawn(move || {
+                    for (offset, slot) in slots.iter_mut().enumerate() {
+                        let chunk = chunks[worker * chunks.len().div_ceil(workers) + offset];
+                        *slot = self.batch_features(chunk, images);
+                        let mut guard = done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        guard.0 += chunk.len() / image_len;
+                        let count = guard.0;
+                        (guard.1)(count);
+                    }
+                });
+            }
+        });
+        results.concat()
+    }
+
+    fn batch_features(&self, chunk: &[f32], images: &ImageSet) -> Vec<f32> {
+        let image_len = images.channels * images.height * images.width;
+        let prepared: Vec<f32> = chunk.chunks(image_len).flat_map(|image| prepare(image, images.channels, images.height, images.width)).collect();
+        let x = Tensor::from_data(TensorData::new(prepared, [chunk.len() / image_len, 3, INPUT_SIDE, INPUT_SIDE]), &self.device);
+        crate::shortrun::host_values(self.forward(x)).expect("f32 features")
     }
 }
 

@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod commands;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod frame;
 pub mod meg;
 pub mod imageio;

@@ -19,12 +19,16 @@ use trainer::optim::{AdamSettings, LabSgdSettings, Update};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{self, Anneal, DataSource, TrainConfig, Trainer};
 
+#[path = "cli/eval.rs"]
+mod eval_cli;
 #[path = "cli/frame.rs"]
 mod frame_cli;
 #[path = "cli/meg.rs"]
 mod meg_cli;
 #[path = "cli/multigrid.rs"]
 mod multigrid_cli;
+#[path = "cli/report.rs"]
+mod report_cli;
 
 /// Train energy-based generative ConvNets (short-run MCMC, multigrid, generative ConvNet, MEG)
 /// and sample from them.
@@ -54,6 +58,12 @@ enum Command {
     Info(InfoArgs),
     /// Measure Langevin steps/s and training iterations/s.
     Bench(BenchArgs),
+    /// FID and KID (FID Inception features) of a model's samples or a folder of images against
+    /// a data set; reference features are computed once and cached.
+    Eval(eval_cli::EvalArgs),
+    /// Compute and cache a data set's FID Inception features (MNIST, Fashion-MNIST, textures,
+    /// any folder) and print the FID between its two halves, the floor at that sample size.
+    EvalReference(eval_cli::EvalReferenceArgs),
     /// Generative ConvNet / FRAME model (Xie et al. 2016): textures, objects, CD-1 reconstruction.
     #[command(subcommand)]
     Frame(frame_cli::FrameCommand),
@@ -65,6 +75,10 @@ enum Command {
     /// toy densities.
     #[command(subcommand)]
     Meg(meg_cli::MegCommand),
+    /// Run the reproduction experiments at a budget and write REPORT.md: short-run FID vs K,
+    /// σ and n_f, reconstruction MSE, multigrid inpainting, MEG modes and anomaly AUPRC,
+    /// FRAME texture statistics, each beside the paper's numbers.
+    Report(report_cli::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -261,6 +275,9 @@ struct ReconstructArgs {
     /// Output PNG (rows: originals, reconstructions).
     #[arg(long, default_value = "reconstruction.png")]
     out: PathBuf,
+    /// Also write the MSE numbers as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
     #[command(flatten)]
     sampler: SamplerArgs,
     #[command(flatten)]
@@ -310,8 +327,15 @@ struct BenchArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    if let Err(error) = dispatch(Cli::parse().command) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs one command (also used by `trainer report`, which runs the commands it lists).
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Train(args) => train(args),
         Command::Sample(args) => sample(args),
         Command::Interpolate(args) => interpolate(args),
@@ -319,13 +343,12 @@ fn main() {
         Command::Export(args) => export(args),
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
+        Command::Eval(args) => eval_cli::run_eval(args),
+        Command::EvalReference(args) => eval_cli::run_reference(args),
         Command::Frame(command) => frame_cli::run(command),
         Command::Multigrid(command) => multigrid_cli::run(command),
         Command::Meg(command) => meg_cli::run(command),
-    };
-    if let Err(error) = result {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
+        Command::Report(args) => report_cli::run(args),
     }
 }
 
@@ -657,6 +680,13 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
         result.mse[result.mse.len() - 1],
         baseline
     );
+    if let Some(path) = &args.json {
+        let record = serde_json::json!({
+            "count": set.count, "iterations": args.iterations, "start_mse": result.mse[0],
+            "final_mse": result.mse[result.mse.len() - 1], "mean_image_mse": baseline,
+        });
+        atomic_write(path, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    }
     let both = Tensor::cat(vec![targets, result.images], 0);
     let layout = layout(both.dims(), data.range);
     imageio::save_grid(&args.out, &shortrun::host_values(both)?, &layout, layout.count / 2, display_scale(&layout))?;

@@ -99,6 +99,9 @@ pub struct ModesArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also write the counts as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -536,6 +539,10 @@ fn modes(args: ModesArgs) -> anyhow::Result<()> {
     let categories = 10usize.pow(stacks as u32);
     let (found, kl) = metrics::mode_statistics(&tuples, categories);
     println!("{stacks}-StackedMNIST: {found} modes of {categories}, KL(samples ‖ uniform) {kl:.4} from {} samples", args.samples);
+    if let Some(path) = &args.json {
+        let record = serde_json::json!({ "stacks": stacks, "modes": found, "categories": categories, "kl": kl, "samples": args.samples, "mala_steps": mala.steps });
+        atomic_write(path, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    }
     Ok(())
 }
 

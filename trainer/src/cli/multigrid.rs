@@ -192,20 +192,14 @@ struct HeldOut {
     #[arg(long, default_value = "assets/mnist-mini")]
     data: PathBuf,
     /// Which split of a data set that has one.
-    #[arg(long, value_enum, default_value_t = SplitChoice::Test)]
-    split: SplitChoice,
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
     /// Only images with this label.
     #[arg(long)]
     class: Option<u8>,
     /// Number of images.
     #[arg(long, default_value_t = 100)]
     count: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SplitChoice {
-    Train,
-    Test,
 }
 
 #[derive(Args, Debug)]
@@ -412,10 +406,7 @@ fn held_out_images(held_out: &HeldOut, channels: usize, device: &Device) -> anyh
     if held_out.count == 0 {
         bail!("--count must be at least 1");
     }
-    let split = match held_out.split {
-        SplitChoice::Train => Split::Train,
-        SplitChoice::Test => Split::Test,
-    };
+    let split = held_out.split;
     let set = load(&held_out.data, &LoadOptions { limit: Some(held_out.count), class: held_out.class, split }, Some(channels))?;
     multigrid::images_tensor(&set, device)
 }
@@ -499,7 +490,7 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
     let mut text = String::new();
     let names: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
     let class = args.held_out.class.map(|c| format!(", class {c}")).unwrap_or_default();
-    let split = if args.held_out.split == SplitChoice::Test { "test" } else { "train" };
+    let split = args.held_out.split;
     writeln!(text, "Inpainting of {count} held-out images from {} ({split} split{class}), 64×64, errors on a 0–1 scale over the missing pixels.", args.held_out.data.display())?;
     writeln!(text, "Masks: square 32×32 at a random position; doodle 25 % of the pixels; pepper-and-salt 30 %.\n")?;
     writeln!(text, "| metric | {} | paper PCD | paper CD1 | paper SG | paper CE | paper MG |", names.join(" | "))?;

@@ -284,7 +284,7 @@ pub struct LoadOptions {
 }
 
 /// The part of a data set with a train/test split (MNIST, Fashion-MNIST, CIFAR-10).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     /// The training images (`train-*` IDX files, `data_batch_*.bin`).

@@ -1,6 +1,7 @@
 //! Trainer tests on real MNIST digits (the bundled `assets/mnist-mini`), on the flex backend.
 
 mod cli;
+mod fid;
 mod frame;
 mod learning;
 mod meg;

@@ -1,0 +1,189 @@
+//! `trainer eval` and `trainer eval-reference`: FID and KID of a model's samples or a folder
+//! of images against a data set, with the FID Inception network.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use trainer::data::{self, ImageSet, LoadOptions, Split};
+use trainer::eval::{self, Reference};
+use trainer::imageio::{self, Layout};
+use trainer::inception::{self, FEATURES, Inception};
+use trainer::metrics::frechet_distance;
+use trainer::run::atomic_write;
+
+use super::{DeviceArgs, SamplerArgs, grid_columns, load_model, select_device};
+
+/// Which reference images, shared by both commands.
+#[derive(Args, Debug)]
+pub struct ReferenceArgs {
+    /// Split of a data set that has one (MNIST, Fashion-MNIST, CIFAR-10).
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    split: Split,
+    /// Only this class (label) of a labelled data set.
+    #[arg(long)]
+    class: Option<u8>,
+    /// Use at most this many reference images (their features are cached per count).
+    #[arg(long, default_value_t = 2000)]
+    reference_count: usize,
+    /// FID Inception weights (default: $EBM_INCEPTION or ~/.cache/ebm/weights/inception-fid.safetensors,
+    /// written by `bash scripts/fetch-inception.sh`).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Cache folder for reference features (default: $EBM_CACHE/fid or ~/.cache/ebm/fid).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// What to score: a model file (.ebm, any family: its samples are drawn with its own
+    /// sampler settings), or images (a folder, an IDX folder or file, CIFAR batches).
+    input: PathBuf,
+    /// Real images to compare with (same kinds of source as the input).
+    #[arg(long)]
+    reference: PathBuf,
+    /// Samples to draw from a model, or at most this many images from a folder.
+    #[arg(long, default_value_t = 500)]
+    count: usize,
+    #[command(flatten)]
+    reference_args: ReferenceArgs,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// Also write the scored images as a PNG grid (at most 64 of them).
+    #[arg(long)]
+    grid: Option<PathBuf>,
+    /// Also write the scores as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalReferenceArgs {
+    /// Data set: an MNIST/Fashion-MNIST IDX folder, CIFAR batches, or a folder of images.
+    data: PathBuf,
+    #[command(flatten)]
+    reference_args: ReferenceArgs,
+}
+
+impl ReferenceArgs {
+    fn reference(&self, path: &Path) -> anyhow::Result<Reference> {
+        if self.reference_count < 2 {
+            bail!("--reference-count must be at least 2 (FID needs a covariance)");
+        }
+        Ok(Reference { path: path.to_owned(), options: LoadOptions { limit: Some(self.reference_count), class: self.class, split: self.split } })
+    }
+
+    fn network(&self) -> anyhow::Result<Inception> {
+        let device = select_device(&self.device)?;
+        let path = self.weights.clone().unwrap_or_else(inception::default_path);
+        Ok(Inception::load(&path, &device)?)
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(eval::cache_dir)
+    }
+
+    /// The reference features with a progress bar while they are computed.
+    fn features(&self, network: &Inception, path: &Path) -> anyhow::Result<(Vec<f32>, PathBuf)> {
+        let reference = self.reference(path)?;
+        let bar = image_bar("reference");
+        let result = eval::reference_features(network, &reference, &self.cache(), |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
+        bar.finish_and_clear();
+        result
+    }
+}
+
+fn image_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{what} features {{bar:30}} {{pos}}/{{len}} images  {{per_sec}}  ETA {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// `trainer eval`.
+pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    if args.count < 2 {
+        bail!("--count must be at least 2 (FID needs a covariance)");
+    }
+    let network = args.reference_args.network()?;
+    let started = Instant::now();
+    let (reference, cache_file) = args.reference_args.features(&network, &args.reference)?;
+    eprintln!("reference: {} images ({})", reference.len() / FEATURES, cache_file.display());
+    let images = input_images(&args, &network)?;
+    let bar = image_bar("sample");
+    let features = eval::image_features(&network, &images, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let scores = eval::scores(&features, &reference)?;
+    println!("FID {:.3}  KID {:.5}  ({} images against {} reference images, {:.1} s)", scores.fid, scores.kid, scores.count, scores.reference_count, started.elapsed().as_secs_f64());
+    if let Some(path) = &args.grid {
+        let shown = images.count.min(64);
+        let layout = Layout { count: shown, channels: images.channels, height: images.height, width: images.width, range: [0.0, 255.0] };
+        imageio::save_grid(path, &images.pixels[..shown * layout.image_len()], &layout, grid_columns(shown), 1)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let record = serde_json::json!({
+            "input": args.input.display().to_string(),
+            "reference": args.reference.display().to_string(),
+            "split": args.reference_args.split.to_string(),
+            "class": args.reference_args.class,
+            "scores": scores,
+        });
+        atomic_write(path, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The model's samples or the folder's images.
+fn input_images(args: &EvalArgs, network: &Inception) -> anyhow::Result<ImageSet> {
+    if starts_like_a_model(&args.input) {
+        let model = load_model(&args.input, network.device())?;
+        let started = Instant::now();
+        let images = eval::model_images(&model, network.device(), args.count, &args.sampler.overrides(), args.sampler.seed)?;
+        eprintln!("{} samples from {} in {:.1} s", images.count, args.input.display(), started.elapsed().as_secs_f64());
+        return Ok(images);
+    }
+    let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
+    let images = data::open(&args.input, &options).with_context(|| format!("{} is neither a model file nor readable images", args.input.display()))?;
+    if images.count < 2 {
+        bail!("{}: FID needs at least 2 images, found {}", args.input.display(), images.count);
+    }
+    Ok(images)
+}
+
+/// Whether `path` is a file that begins with the model format's magic bytes.
+fn starts_like_a_model(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok() && magic == modelfile::MAGIC
+}
+
+/// `trainer eval-reference`.
+pub fn run_reference(args: EvalReferenceArgs) -> anyhow::Result<()> {
+    let network = args.reference_args.network()?;
+    let started = Instant::now();
+    let (features, file) = args.reference_args.features(&network, &args.data)?;
+    let count = features.len() / FEATURES;
+    println!("{count} reference images' features in {} ({:.1} s)", file.display(), started.elapsed().as_secs_f64());
+    // The FID between two halves of the reference itself: the floor any model's FID at this
+    // sample size is measured against.
+    let half = count / 2 * FEATURES;
+    if count >= 4 {
+        let floor = frechet_distance(&features[..half], &features[half..2 * half], FEATURES)?;
+        println!("FID between its two halves ({} images each): {floor:.3}", count / 2);
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Scoring samples against real data with the FID Inception network: a model's samples (any
+//! family, drawn with the model's own sampler settings) or a folder of images, against a data
+//! set whose features are computed once and cached.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use serde::Serialize;
+use shared::file::Model;
+use shared::generate::{Overrides, chain_config, latent_samples};
+use shared::nets::ModelSpec;
+use shared::sampler::DeviceNoise;
+
+use crate::data::{self, ImageSet, LoadOptions};
+use crate::inception::{FEATURES, Inception, SOURCE_SHA256};
+use crate::metrics::{frechet_distance, kernel_distance};
+use crate::run::atomic_write;
+use crate::safetensors::{NamedTensor, TensorFile};
+use crate::{commands, multigrid, shortrun};
+
+/// Images per Inception batch.
+pub const BATCH: usize = 16;
+
+/// A reference data set: which images of which source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Data set path (IDX folder, CIFAR folder, image folder or file).
+    pub path: PathBuf,
+    /// Which images: split, class, and at most this many (`limit`).
+    pub options: LoadOptions,
+}
+
+impl Reference {
+    /// The cache file for these features under `cache`: named after the folder, the split, the
+    /// class and the count, plus a hash of the full path so two folders of the same name differ.
+    pub fn cache_file(&self, cache: &Path) -> PathBuf {
+        let canonical = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
+        let name = canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+        let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let class = self.options.class.map(|c| format!("-class{c}")).unwrap_or_default();
+        let count = self.options.limit.map_or("all".into(), |n| n.to_string());
+        let hash = canonical.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        cache.join(format!("{name}-{}{class}-{count}-{:08x}.safetensors", self.options.split, hash as u32))
+    }
+}
+
+/// Where reference features are cached: `$EBM_CACHE/fid`, else `~/.cache/ebm/fid`.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("EBM_CACHE") {
+        Some(dir) => PathBuf::from(dir).join("fid"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ebm/fid"),
+    }
+}
+
+/// Features of a reference set, from the cache when it holds them, else computed and cached.
+/// `progress(done, total)` follows the computation. Returns the features and the cache file.
+pub fn reference_features(
+    network: &Inception,
+    reference: &Reference,
+    cache: &Path,
+    progress: impl FnMut(usize, usize) + Send,
+) -> anyhow::Result<(Vec<f32>, PathBuf)> {
+    let file = reference.cache_file(cache);
+    if file.exists() {
+        let cached = TensorFile::read(&file)?;
+        let features = cached.tensor(&file, "features")?;
+        let matches = cached.metadata.get("inception_sha256").map(String::as_str) == Some(SOURCE_SHA256)
+            && features.shape.len() == 2
+            && features.shape[1] == FEATURES;
+        if matches {
+            return Ok((features.values.clone(), file));
+        }
+        eprintln!("{}: stale or foreign feature cache, recomputing", file.display());
+    }
+    let images = data::open(&reference.path, &reference.options)
+        .with_context(|| format!("cannot read reference images from {}", reference.path.display()))?;
+    let features = image_features(network, &images, progress);
+    let mut out = TensorFile::default();
+    out.tensors.insert("features".into(), NamedTensor { shape: vec![images.count, FEATURES], values: features.clone() });
+    out.metadata.insert("source".into(), reference.path.display().to_string());
+    out.metadata.insert("split".into(), reference.options.split.to_string());
+    out.metadata.insert("class".into(), reference.options.class.map_or("all".into(), |c| c.to_string()));
+    out.metadata.insert("inception_sha256".into(), SOURCE_SHA256.into());
+    std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
+    atomic_write(&file, &out.to_bytes())?;
+    Ok((features, file))
+}
+
+/// Inception features of every image of `images`, in batches of [`BATCH`].
+pub fn image_features(network: &Inception, images: &ImageSet, mut progress: impl FnMut(usize, usize) + Send) -> Vec<f32> {
+    network.features(images, BATCH, |done| progress(done, images.count))
+}
+
+/// `count` samples of any model family with the model's own sampler settings and `overrides`,
+/// as 0–255 images: short-run and FRAME chains from their initialisation, the multigrid
+/// cascade's finest grid, MEG's generator after its latent MALA steps.
+pub fn model_images(model: &Model, device: &Device, count: usize, overrides: &Overrides, seed: u64) -> anyhow::Result<ImageSet> {
+    if count == 0 {
+        bail!("the sample count must be at least 1");
+    }
+    let images = match &model.manifest.model {
+        ModelSpec::ShortRun(_) | ModelSpec::Frame(_) => {
+            let config = chain_config(model, overrides)?;
+            commands::sample(model, device, count, None, &config, seed, None)?.images
+        }
+        ModelSpec::Multigrid(_) => {
+            multigrid::synthesise(model, count, false, overrides, seed, device)?.pop().context("the cascade produced no grid")?
+        }
+        ModelSpec::Meg(_) => {
+            let mala = model.manifest.sampler.mala.unwrap_or_default();
+            latent_samples(model, count, Some(&mala), &mut DeviceNoise::seeded(device, seed), device)?.images
+        }
+    };
+    let dims = images.dims();
+    let values = shortrun::host_values(images)?;
+    let (shown, [low, high]) = model.manifest.data.display(&values, dims);
+    let span = (high - low).max(f32::MIN_POSITIVE);
+    let pixels = shown.iter().map(|v| ((v - low) / span * 255.0).clamp(0.0, 255.0)).collect();
+    Ok(ImageSet::new(pixels, dims[0], dims[1], dims[2], dims[3], None)?)
+}
+
+/// FID and KID of one feature set against another.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scores {
+    /// Fréchet Inception Distance.
+    pub fid: f64,
+    /// Kernel Inception Distance (unbiased MMD², cubic kernel).
+    pub kid: f64,
+    /// Images scored.
+    pub count: usize,
+    /// Reference images.
+    pub reference_count: usize,
+}
+
+/// FID and KID of `features` against `reference` (both `N × 2048`).
+pub fn scores(features: &[f32], reference: &[f32]) -> anyhow::Result<Scores> {
+    Ok(Scores {
+        fid: frechet_distance(features, reference, FEATURES)?,
+        kid: kernel_distance(features, reference, FEATURES)?,
+        count: features.len() / FEATURES,
+        reference_count: reference.len() / FEATURES,
+    })
+}
