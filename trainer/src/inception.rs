@@ -82,7 +82,7 @@ impl Conv {
 /// A step of a branch.
 #[derive(Debug, Clone)]
 enum Step {
-    Conv(Conv),
+    Conv(Box<Conv>),
     /// 3×3 max pool with this stride (2: no padding; 1: padding 1).
     MaxPool(usize),
     /// 3×3 average pool, stride 1, padding 1, padded cells not counted.
@@ -168,12 +168,12 @@ impl Loader<'_> {
         let folded: Vec<f32> = weight.values.iter().enumerate().map(|(i, w)| w * scale[i / per_output]).collect();
         let bias: Vec<f32> = (0..out).map(|o| beta[o] - mean[o] * scale[o]).collect();
         self.used += 4;
-        Ok(Step::Conv(Conv {
+        Ok(Step::Conv(Box::new(Conv {
             weight: Tensor::from_data(TensorData::new(folded, [out, input, kh, kw]), self.device),
             bias: Tensor::from_data(TensorData::new(bias, [out]), self.device),
             stride,
             padding: [rows, cols],
-        }))
+        })))
     }
 
     fn chain(&mut self, names: &[&str]) -> Result<Vec<Step>, InceptionError> {

@@ -134,15 +134,15 @@ mod tests {
         file.tensors.insert("b".into(), NamedTensor { shape: vec![1], values: vec![-1.25] });
         file.metadata.insert("note".into(), "x".into());
         let bytes = file.to_bytes();
-        assert_eq!(TensorFile::parse(&bytes).unwrap(), file);
-        assert!(TensorFile::parse(&bytes[..bytes.len() - 4]).unwrap_err().contains("byte range"));
-        assert!(TensorFile::parse(&bytes[..5]).unwrap_err().contains("8-byte"));
+        assert_eq!(TensorFile::parse(&bytes).expect("valid input"), file);
+        assert!(TensorFile::parse(&bytes[..bytes.len() - 4]).expect_err("must be refused").contains("byte range"));
+        assert!(TensorFile::parse(&bytes[..5]).expect_err("must be refused").contains("8-byte"));
         let mut huge = bytes.clone();
         huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(TensorFile::parse(&huge).unwrap_err().contains("header length"));
+        assert!(TensorFile::parse(&huge).expect_err("must be refused").contains("header length"));
         let mut half = bytes.clone();
-        let at = half.windows(3).position(|w| w == b"F32").unwrap();
+        let at = half.windows(3).position(|w| w == b"F32").expect("valid input");
         half[at + 1..at + 3].copy_from_slice(b"16");
-        assert!(TensorFile::parse(&half).unwrap_err().contains("dtype F16"));
+        assert!(TensorFile::parse(&half).expect_err("must be refused").contains("dtype F16"));
     }
 }

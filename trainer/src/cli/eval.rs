@@ -117,9 +117,19 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     let network = args.reference_args.network()?;
     let started = Instant::now();
+    // A bad input is reported before minutes of reference features.
+    let input = open_input(&args, &network)?;
     let (reference, cache_file) = args.reference_args.features(&network, &args.reference)?;
     eprintln!("reference: {} images ({})", reference.len() / FEATURES, cache_file.display());
-    let images = input_images(&args, &network)?;
+    let images = match input {
+        Input::Images(images) => images,
+        Input::Model(model) => {
+            let sampling = Instant::now();
+            let images = eval::model_images(&model, network.device(), args.count, &args.sampler.overrides(), args.sampler.seed)?;
+            eprintln!("{} samples from {} in {:.1} s", images.count, args.input.display(), sampling.elapsed().as_secs_f64());
+            images
+        }
+    };
     let bar = image_bar("sample");
     let features = eval::image_features(&network, &images, |done, total| {
         bar.set_length(total as u64);
@@ -147,21 +157,22 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The model's samples or the folder's images.
-fn input_images(args: &EvalArgs, network: &Inception) -> anyhow::Result<ImageSet> {
+/// What `trainer eval` scores: a model (sampled after the reference is ready) or images.
+enum Input {
+    Model(Box<shared::file::Model>),
+    Images(ImageSet),
+}
+
+fn open_input(args: &EvalArgs, network: &Inception) -> anyhow::Result<Input> {
     if starts_like_a_model(&args.input) {
-        let model = load_model(&args.input, network.device())?;
-        let started = Instant::now();
-        let images = eval::model_images(&model, network.device(), args.count, &args.sampler.overrides(), args.sampler.seed)?;
-        eprintln!("{} samples from {} in {:.1} s", images.count, args.input.display(), started.elapsed().as_secs_f64());
-        return Ok(images);
+        return Ok(Input::Model(Box::new(load_model(&args.input, network.device())?)));
     }
     let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
     let images = data::open(&args.input, &options).with_context(|| format!("{} is neither a model file nor readable images", args.input.display()))?;
     if images.count < 2 {
         bail!("{}: FID needs at least 2 images, found {}", args.input.display(), images.count);
     }
-    Ok(images)
+    Ok(Input::Images(images))
 }
 
 /// Whether `path` is a file that begins with the model format's magic bytes.

@@ -166,7 +166,21 @@ impl Plan {
 /// Runs commands in this process and remembers them with their durations.
 struct Runner {
     device: String,
-    log: Vec<(String, f64, Option<String>)>,
+    log: Vec<Logged>,
+}
+
+/// One command of the report: its line, seconds and how it ended.
+struct Logged {
+    line: String,
+    seconds: f64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Ran,
+    Failed(String),
+    /// Not run: its output was already in the work folder (from an earlier command or report).
+    Reused,
 }
 
 impl Runner {
@@ -178,12 +192,36 @@ impl Runner {
         let result = Cli::try_parse_from(std::iter::once("trainer".to_string()).chain(args.iter().cloned()))
             .map_err(anyhow::Error::from)
             .and_then(|cli| dispatch(cli.command));
-        let failure = result.as_ref().err().map(|e| format!("{e:#}"));
-        if let Some(failure) = &failure {
-            eprintln!("   failed: {failure}");
-        }
-        self.log.push((line, started.elapsed().as_secs_f64(), failure));
+        let outcome = match &result {
+            Ok(()) => Outcome::Ran,
+            Err(error) => {
+                eprintln!("   failed: {error:#}");
+                Outcome::Failed(format!("{error:#}"))
+            }
+        };
+        self.log.push(Logged { line, seconds: started.elapsed().as_secs_f64(), outcome });
         result
+    }
+
+    /// Runs the command unless `output` exists already (an earlier report wrote it); a run folder
+    /// left with a checkpoint but no `output` by an interrupted or diverged run is continued with
+    /// `--resume`.
+    fn run_unless_done(&mut self, output: &Path, args: &[String]) -> bool {
+        if output.exists() {
+            self.log.push(Logged { line: format!("trainer {}", args.join(" ")), seconds: 0.0, outcome: Outcome::Reused });
+            return true;
+        }
+        let run_folder = args.iter().position(|a| a == "--run").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+        if run_folder.is_some_and(|folder| folder.join("checkpoint.ebm").exists()) {
+            let resumed: Vec<String> = args.iter().cloned().chain(["--resume".to_string()]).collect();
+            return self.run(&resumed).is_ok();
+        }
+        self.run(args).is_ok()
+    }
+
+    /// Whether the last command failed by diverging.
+    fn last_diverged(&self) -> bool {
+        self.log.last().is_some_and(|entry| matches!(&entry.outcome, Outcome::Failed(f) if f.contains("diverged")))
     }
 
     fn device(&self) -> [String; 2] {
@@ -213,7 +251,11 @@ fn late_mean(run: &Path, key: &str) -> Option<f64> {
 }
 
 fn cell(value: Option<f64>, digits: usize) -> String {
-    value.map_or("failed".into(), |v| format!("{v:.digits$}"))
+    cell_or(value, digits, "failed")
+}
+
+fn cell_or(value: Option<f64>, digits: usize, missing: &str) -> String {
+    value.map_or(missing.into(), |v| format!("{v:.digits$}"))
 }
 
 /// One trained short-run model and its scores.
@@ -221,6 +263,18 @@ struct ShortRunResult {
     fid: Option<f64>,
     kid: Option<f64>,
     grad_norm: Option<f64>,
+    /// What a table shows in place of a missing score: "diverged" when training did.
+    missing: &'static str,
+}
+
+impl ShortRunResult {
+    fn fid(&self) -> String {
+        cell_or(self.fid, 1, self.missing)
+    }
+
+    fn kid(&self) -> String {
+        cell_or(self.kid, 4, self.missing)
+    }
 }
 
 struct Report<'a> {
@@ -247,17 +301,18 @@ impl Report<'_> {
         train.extend(strings(&["--lr", &p.lr.to_string(), "--sample-every", &p.iterations.to_string(), "--quiet"]));
         train.extend(self.runner.device());
         let model = run.join("model.ebm");
-        let trained = model.exists() || self.runner.run(&train).is_ok();
+        let trained = self.runner.run_unless_done(&model, &train);
+        let diverged = !trained && self.runner.last_diverged();
         let eval_json = run.join("eval.json");
         let grid = self.figures.join(format!("shortrun-{tag}-k{k}-s{sigma}-nf{n_f}.png"));
         let mut eval = strings(&["eval", &path(&model), "--reference", &path(reference), "--reference-count", &self.plan.reference.to_string()]);
         eval.extend(strings(&["--count", &self.plan.samples.to_string(), "--json", &path(&eval_json), "--grid", &path(&grid)]));
         eval.extend(self.runner.device());
         // A model shared by several tables is scored once.
-        let scored = trained && (eval_json.exists() || self.runner.run(&eval).is_ok());
+        let scored = trained && self.runner.run_unless_done(&eval_json, &eval);
         let scores = scored.then(|| read_json(&eval_json).ok()).flatten();
         let score = |key: &str| scores.as_ref().and_then(|s| s["scores"][key].as_f64());
-        ShortRunResult { fid: score("fid"), kid: score("kid"), grad_norm: late_mean(&run, "grad_norm") }
+        ShortRunResult { fid: score("fid"), kid: score("kid"), grad_norm: late_mean(&run, "grad_norm"), missing: if diverged { "diverged" } else { "failed" } }
     }
 
     /// The FID between two disjoint reference subsets of the sample count: the floor a perfect
@@ -297,7 +352,7 @@ impl Report<'_> {
         writeln!(text, "| K | σ | FID | KID | mean ‖∂f/∂x‖ (last quarter) | paper FID | paper ‖∂f/∂x‖ |\n|---|---|---|---|---|---|---|")?;
         for (k, sigma, r) in &rows {
             let paper = paper_k.iter().find(|(pk, _, _)| pk == k);
-            writeln!(text, "| {k} | {sigma} | {} | {} | {} | {} | {} |", cell(r.fid, 1), cell(r.kid, 4), cell(r.grad_norm, 3),
+            writeln!(text, "| {k} | {sigma} | {} | {} | {} | {} | {} |", r.fid(), r.kid(), cell_or(r.grad_norm, 3, r.missing),
                 paper.map_or("–".into(), |p| p.1.to_string()), paper.map_or("–".into(), |p| p.2.to_string()))?;
         }
         writeln!(text)?;
@@ -314,7 +369,7 @@ impl Report<'_> {
         writeln!(self.text, "### FID vs σ (Table 3a; K {k}, n_f {n_f}; paper K 100)\n\n| σ | FID | KID | paper FID |\n|---|---|---|---|")?;
         for (sigma, r) in &rows {
             let paper = paper_sigma.iter().find(|(ps, _)| (ps - sigma).abs() < 1e-9).map_or("–".into(), |p| p.1.to_string());
-            writeln!(self.text, "| {sigma} | {} | {} | {paper} |", cell(r.fid, 1), cell(r.kid, 4))?;
+            writeln!(self.text, "| {sigma} | {} | {} | {paper} |", r.fid(), r.kid())?;
         }
         writeln!(self.text)?;
 
@@ -328,7 +383,7 @@ impl Report<'_> {
         writeln!(self.text, "### FID vs n_f (Table 3b; K {k}, σ {sigma}; paper n_f 32/64/128 at K 100, σ 0.03)\n\n| n_f | FID | KID | paper FID (n_f 32/64/128) |\n|---|---|---|---|")?;
         for (i, (n_f, r)) in rows.iter().enumerate() {
             let paper = paper_nf.get(i).map_or("–".into(), |p| format!("{} (n_f {})", p.1, p.0));
-            writeln!(self.text, "| {n_f} | {} | {} | {paper} |", cell(r.fid, 1), cell(r.kid, 4))?;
+            writeln!(self.text, "| {n_f} | {} | {} | {paper} |", r.fid(), r.kid())?;
         }
         writeln!(self.text)?;
 
@@ -364,7 +419,10 @@ impl Report<'_> {
         writeln!(self.text, "## 2. Multigrid inpainting (paper 000, Table 4)\n")?;
         writeln!(self.text, "The demo's bundled multigrid model (Fashion-MNIST ankle boots, widths ÷8, 300 iterations) inpaints {} held-out boots; the paper's models are CelebA at full width.\n", self.plan.inpaint)?;
         match self.runner.run(&command).and_then(|_| std::fs::read_to_string(&table).map_err(Into::into)) {
-            Ok(markdown) => writeln!(self.text, "{markdown}\n")?,
+            Ok(markdown) => {
+                let figures: Vec<String> = ["square", "doodle", "pepper-salt"].iter().map(|mask| format!("![{mask}]({})", self.figure_link(&format!("inpainting/MG-{mask}.png")))).collect();
+                writeln!(self.text, "{}\n\nInpaintings, square / doodle / pepper-and-salt masks:\n\n{}\n", markdown.trim_end(), figures.join(" "))?
+            }
             Err(error) => writeln!(self.text, "Failed: {error:#}\n")?,
         }
         Ok(())
@@ -386,8 +444,8 @@ impl Report<'_> {
         let json = work.join("meg-modes.json");
         let mut modes = strings(&["meg", "modes", &path(&meg_run.join("model.ebm")), "--classifier", &path(&classifier), "--samples", &p.mode_samples.to_string(), "--json", &path(&json)]);
         modes.extend(self.runner.device());
-        let ok = (classifier.exists() || self.runner.run(&classify).is_ok())
-            && (meg_run.join("model.ebm").exists() || self.runner.run(&train).is_ok())
+        let ok = self.runner.run_unless_done(&classifier, &classify)
+            && self.runner.run_unless_done(&meg_run.join("model.ebm"), &train)
             && self.runner.run(&modes).is_ok();
         let values = ok.then(|| read_json(&json).ok()).flatten();
         let get = |key: &str| values.as_ref().and_then(|v| v[key].as_f64());
@@ -415,7 +473,7 @@ impl Report<'_> {
         train.extend(self.runner.device());
         writeln!(self.text, "## 4. Generative ConvNet / FRAME texture statistics (paper 004)\n")?;
         writeln!(self.text, "The paper shows textures without numbers. Here: the brick texture at {size}×{size}, {} learning iterations; the statistics of 8 fresh syntheses against the training image and, as the no-learning reference, uniform noise.\n", self.plan.frame_iterations)?;
-        let trained = run.join("model.ebm").exists() || self.runner.run(&train).is_ok();
+        let trained = self.runner.run_unless_done(&run.join("model.ebm"), &train);
         let stats = trained.then(|| texture_statistics(&run, &self.plan.texture, self.plan.frame_size)).transpose();
         match stats {
             Ok(Some(rows)) => {
@@ -433,9 +491,11 @@ impl Report<'_> {
     }
 }
 
-/// (name, mean, std, histogram L1 to the texture, mean |horizontal difference|) of the
-/// texture, 8 syntheses and uniform noise, all 0–255.
-fn texture_statistics(run: &Path, texture: &Path, size: usize) -> anyhow::Result<Vec<(String, f64, f64, f64, f64)>> {
+/// (name, mean, std, histogram L1 to the texture, mean |horizontal difference|), 0–255.
+type TextureRow = (String, f64, f64, f64, f64);
+
+/// The statistics of the texture, 8 syntheses and uniform noise.
+fn texture_statistics(run: &Path, texture: &Path, size: usize) -> anyhow::Result<Vec<TextureRow>> {
     let device = burn::prelude::Device::flex();
     let model = load_model(&run.join("model.ebm"), &device)?;
     let channels = model.manifest.data.channels;
@@ -496,8 +556,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     writeln!(head, "Written by `trainer report --budget {budget} --data {} --device {}` (git {}), {:.0} min in all. Every number below comes from the commands listed at the end, run in that order; rerun them to check any cell. The `{budget}` budget scales the papers' settings down so the whole report fits the machine at hand (`--budget paper` selects the papers' settings).\n",
         path(&args.data), args.device, git_revision(), started.elapsed().as_secs_f64() / 60.0)?;
     let mut tail = String::from("## Commands run\n\n| command | seconds | result |\n|---|---|---|\n");
-    for (line, seconds, failure) in &report.runner.log {
-        writeln!(tail, "| `{line}` | {seconds:.0} | {} |", failure.as_deref().map_or("ok".into(), |f| format!("failed: {}", f.replace('|', "/").replace('\n', " "))))?;
+    for Logged { line, seconds, outcome } in &report.runner.log {
+        let (seconds, result) = match outcome {
+            Outcome::Ran => (format!("{seconds:.0}"), "ok".to_string()),
+            Outcome::Failed(failure) => (format!("{seconds:.0}"), format!("failed: {}", failure.replace('|', "/").replace('\n', " "))),
+            Outcome::Reused => ("–".into(), "reused: its output is already in the work folder".into()),
+        };
+        writeln!(tail, "| `{line}` | {seconds} | {result} |")?;
     }
     atomic_write(&args.out, format!("{head}{}{tail}", report.text).as_bytes())?;
     eprintln!("wrote {} ({:.0} min)", args.out.display(), started.elapsed().as_secs_f64() / 60.0);

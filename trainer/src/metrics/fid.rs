@@ -60,7 +60,7 @@ impl Centred {
 }
 
 fn check(a: &[f32], b: &[f32], dim: usize) -> Result<(), DistanceError> {
-    if dim == 0 || a.len() % dim != 0 || b.len() % dim != 0 {
+    if dim == 0 || !a.len().is_multiple_of(dim) || !b.len().is_multiple_of(dim) {
         return Err(DistanceError::Shape(a.len(), b.len(), dim));
     }
     for count in [a.len() / dim, b.len() / dim] {
@@ -345,7 +345,7 @@ mod tests {
             d[i * n + i] = lambda[i];
         }
         let a = multiply(&multiply(&q, &d), &transpose(&q, n, n));
-        let mut found = symmetric_eigenvalues(a, n).unwrap();
+        let mut found = symmetric_eigenvalues(a, n).expect("valid input");
         found.sort_by(f64::total_cmp);
         let mut expected = lambda.to_vec();
         expected.sort_by(f64::total_cmp);
@@ -358,14 +358,14 @@ mod tests {
     fn fid_of_identical_sets_is_zero_and_grows_with_a_shift() {
         for (n, dim) in [(20, 64), (90, 16)] {
             let a = noise(n * dim, 1);
-            assert!(frechet_distance(&a, &a, dim).unwrap() < 1e-9, "n {n} dim {dim}");
+            assert!(frechet_distance(&a, &a, dim).expect("valid input") < 1e-9, "n {n} dim {dim}");
             let shifted: Vec<f32> = a.iter().map(|v| v + 0.5).collect();
             // A pure shift changes only the mean term: dim · 0.25.
-            let fid = frechet_distance(&a, &shifted, dim).unwrap();
+            let fid = frechet_distance(&a, &shifted, dim).expect("valid input");
             assert!((fid - dim as f64 * 0.25).abs() < 1e-6, "{fid}");
             // KID: near 0 for another sample of the same distribution, far from it after the shift.
             let other = noise(n * dim, 2);
-            let (same, apart) = (kernel_distance(&a, &other, dim).unwrap(), kernel_distance(&a, &shifted, dim).unwrap());
+            let (same, apart) = (kernel_distance(&a, &other, dim).expect("valid input"), kernel_distance(&a, &shifted, dim).expect("valid input"));
             assert!(apart > 0.1 && same.abs() < 0.05 * apart, "KID {same} vs {apart}");
         }
     }
@@ -383,17 +383,17 @@ mod tests {
             let rank = factor.len() / dim;
             let left = products(&factor, &sb, rank, dim, dim);
             let g = products(&left, &factor, rank, rank, dim);
-            let root: f64 = symmetric_eigenvalues(g, rank).unwrap().iter().map(|l| l.max(0.0).sqrt()).sum();
+            let root: f64 = symmetric_eigenvalues(g, rank).expect("valid input").iter().map(|l| l.max(0.0).sqrt()).sum();
             let mean: f64 = ca.mean.iter().zip(&cb.mean).map(|(x, y)| (x - y).powi(2)).sum();
             mean + ca.covariance_trace() + cb.covariance_trace() - 2.0 * root
         };
         for (n, m) in [(8, 10), (9, 40), (30, 45)] {
             let a = noise(n * dim, 3);
             let b: Vec<f32> = noise(m * dim, 4).iter().enumerate().map(|(i, v)| v * (1.0 + (i % dim) as f32 / 6.0)).collect();
-            let fid = frechet_distance(&a, &b, dim).unwrap();
+            let fid = frechet_distance(&a, &b, dim).expect("valid input");
             let direct = reference(&a, &b);
             assert!((fid - direct).abs() < 1e-9 * direct.max(1.0), "{n}×{m}: {fid} vs {direct}");
-            assert!((frechet_distance(&b, &a, dim).unwrap() - fid).abs() < 1e-9 * fid.max(1.0));
+            assert!((frechet_distance(&b, &a, dim).expect("valid input") - fid).abs() < 1e-9 * fid.max(1.0));
         }
     }
 

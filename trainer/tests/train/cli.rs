@@ -265,3 +265,98 @@ fn multigrid_commands_reject_bad_input_with_reasons() {
     let out = trainer(&["sample", multigrid.to_str().expect("utf-8"), "--out", dir.join("t").to_str().expect("utf-8"), "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("trainer multigrid sample"), "{}", stderr(&out));
 }
+
+/// The repository root: `trainer report --budget smoke` reads the bundled assets/ and www/.
+fn repository() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+#[test]
+fn eval_scores_a_model_and_images_and_rejects_bad_input() {
+    if !crate::fid::weights_installed() {
+        return;
+    }
+    let dir = scratch("eval");
+    let cache = dir.join("cache");
+    let (cache_s, data) = (cache.to_str().expect("utf-8"), crate::mnist_mini());
+    let data_s = data.to_str().expect("utf-8");
+    let model = repository().join("www/models/mnist-shortrun.ebm");
+    let json = dir.join("scores.json");
+    let base = ["--reference", data_s, "--reference-count", "12", "--cache", cache_s, "--device", "flex"];
+    let out = trainer(&[&["eval", model.to_str().expect("utf-8"), "--count", "12", "--json", json.to_str().expect("utf-8")][..], &base[..]].concat());
+    assert!(out.status.success(), "eval of a model failed: {}", stderr(&out));
+    let scores: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("scores written")).expect("JSON");
+    let fid = scores["scores"]["fid"].as_f64().expect("a FID");
+    assert!(fid > 1.0 && fid < 1000.0, "FID of an untrained-looking sampler against digits: {fid}");
+    assert_eq!(scores["scores"]["count"], 12);
+    assert_eq!(std::fs::read_dir(&cache).expect("cache folder").count(), 1, "one cached reference");
+    // Real test digits against training digits: far below the model's FID.
+    let out = trainer(&[&["eval", data_s, "--count", "12"][..], &base[..]].concat());
+    assert!(out.status.success(), "eval of images failed: {}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let real: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no FID in {text:?}"));
+    assert!(real < fid, "real digits {real} should score better than samples {fid}");
+
+    for (args, expected) in [
+        (vec!["eval", "/no/such/model.ebm", "--reference", data_s], "/no/such/model.ebm"),
+        (vec!["eval", model.to_str().expect("utf-8"), "--reference", "/no/such/data"], "/no/such/data"),
+        (vec!["eval", model.to_str().expect("utf-8"), "--reference", data_s, "--count", "1"], "--count must be at least 2"),
+        (vec!["eval-reference", data_s, "--reference-count", "1"], "--reference-count must be at least 2"),
+        (vec!["eval-reference", data_s, "--weights", "/no/weights.safetensors"], "fetch-inception.sh"),
+    ] {
+        let out = trainer(&[&args[..], &["--cache", cache_s, "--device", "flex"][..]].concat());
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn report_smoke_budget_writes_every_table_with_numbers() {
+    if !crate::fid::weights_installed() {
+        return;
+    }
+    let dir = scratch("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .current_dir(repository())
+        .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
+        .arg(dir.join("REPORT.md"))
+        .arg("--work")
+        .arg(dir.join("work"))
+        .env("EBM_CACHE", dir.join("cache"))
+        .output()
+        .expect("run trainer");
+    assert!(out.status.success(), "report failed: {}", stderr(&out));
+    let report = std::fs::read_to_string(dir.join("REPORT.md")).expect("REPORT.md written");
+    for heading in ["## 1. Short-run", "### FID vs K", "### FID vs σ", "### FID vs n_f", "### Reconstruction MSE", "## 2. Multigrid", "## 3. MEG", "## 4. Generative ConvNet", "## Commands run"] {
+        assert!(report.contains(heading), "no {heading:?} in the report");
+    }
+    assert!(!report.contains("failed"), "a step failed:\n{report}");
+    // The K table's rows carry a finite FID and KID in columns 3 and 4.
+    let rows: Vec<&str> = report.lines().skip_while(|l| !l.starts_with("### FID vs K")).skip(4).take(2).collect();
+    for row in &rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (fid, kid): (f64, f64) = (cells[3].parse().expect("FID number"), cells[4].parse().expect("KID number"));
+        assert!(fid.is_finite() && fid > 0.0 && kid.is_finite(), "{row}");
+    }
+    for figure in ["REPORT-img/frame-brick.png", "REPORT-img/reconstruction-mnist.png", "REPORT-img/shortrun-mnist-k5-s0.15-nf4.png", "REPORT-img/inpainting/MG-square.png"] {
+        assert_png(&dir.join(figure));
+    }
+    // A second report in the same work folder reuses the trained models and their scores: the
+    // same K table, and the training commands listed as reused.
+    let again = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .current_dir(repository())
+        .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
+        .arg(dir.join("REPORT-again.md"))
+        .arg("--work")
+        .arg(dir.join("work"))
+        .env("EBM_CACHE", dir.join("cache"))
+        .output()
+        .expect("run trainer");
+    assert!(again.status.success(), "second report failed: {}", stderr(&again));
+    let second = std::fs::read_to_string(dir.join("REPORT-again.md")).expect("second report written");
+    let k_table = |text: &str| text.lines().skip_while(|l| !l.starts_with("### FID vs K")).take(8).map(String::from).collect::<Vec<_>>();
+    assert_eq!(k_table(&report), k_table(&second));
+    let reused = second.lines().filter(|l| l.starts_with("| `trainer train") && l.ends_with("reused: its output is already in the work folder |")).count();
+    assert!(reused >= 4, "{reused} training commands reused:\n{second}");
+}

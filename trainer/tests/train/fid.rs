@@ -23,6 +23,18 @@ fn network() -> Option<&'static Inception> {
     }
 }
 
+/// Whether the weights are installed (for tests that run the binary); a failure under
+/// `EBM_REQUIRE_INCEPTION=1`.
+pub fn weights_installed() -> bool {
+    let path = inception::default_path();
+    if path.exists() {
+        return true;
+    }
+    assert!(std::env::var("EBM_REQUIRE_INCEPTION").as_deref() != Ok("1"), "EBM_REQUIRE_INCEPTION=1 but {} is missing", path.display());
+    eprintln!("skipped: no FID Inception weights at {}", path.display());
+    false
+}
+
 /// A u8 RGB image from a formula of (row, column, channel), as an [`ImageSet`] of one.
 fn formula_image(height: usize, width: usize, value: impl Fn(usize, usize, usize) -> usize) -> ImageSet {
     let mut pixels = Vec::with_capacity(3 * height * width);
@@ -126,12 +138,41 @@ fn fid_separates_clean_from_corrupted_digits() {
     let clean = network.features(&digits, 8, |_| {});
     let light = network.features(&light, 8, |_| {});
     let heavy = network.features(&heavy, 8, |_| {});
-    let same = frechet_distance(&clean, &clean, FEATURES).unwrap();
-    let (fid_light, fid_heavy) = (frechet_distance(&clean, &light, FEATURES).unwrap(), frechet_distance(&clean, &heavy, FEATURES).unwrap());
-    let (kid_light, kid_heavy) = (kernel_distance(&clean, &light, FEATURES).unwrap(), kernel_distance(&clean, &heavy, FEATURES).unwrap());
+    let same = frechet_distance(&clean, &clean, FEATURES).expect("valid input");
+    let (fid_light, fid_heavy) = (frechet_distance(&clean, &light, FEATURES).expect("valid input"), frechet_distance(&clean, &heavy, FEATURES).expect("valid input"));
+    let (kid_light, kid_heavy) = (kernel_distance(&clean, &light, FEATURES).expect("valid input"), kernel_distance(&clean, &heavy, FEATURES).expect("valid input"));
     eprintln!("FID clean {same:.3e}, σ 20: {fid_light:.1}, σ 80: {fid_heavy:.1}; KID σ 20 {kid_light:.3}, σ 80 {kid_heavy:.3}");
     assert!(same.abs() < 1e-6, "FID of a set with itself: {same}");
     assert!(fid_light > 10.0, "light noise: {fid_light}");
     assert!(fid_heavy > 1.5 * fid_light, "heavy {fid_heavy} vs light {fid_light}");
     assert!(kid_heavy > kid_light && kid_light > 0.0, "KID {kid_light} → {kid_heavy}");
+}
+
+/// FID and KID of two small sets equal NumPy/SciPy's (`scipy.linalg.sqrtm` of Σ₁Σ₂) on the same
+/// formulas, written into the golden file by `scripts/inception-reference.py`.
+#[test]
+fn distances_match_scipy() {
+    #[derive(serde::Deserialize)]
+    struct Check {
+        fid: f64,
+        kid: f64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        fid_check: Check,
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/inception-reference.json");
+    let golden: Golden = serde_json::from_str(&std::fs::read_to_string(path).expect("golden file")).expect("golden JSON");
+    let dim = 16;
+    let matrix = |rows: usize, value: &dyn Fn(f64, f64) -> f64| -> Vec<f32> {
+        (0..rows).flat_map(|i| (0..dim).map(move |j| (i as f64, j as f64))).map(|(i, j)| value(i, j) as f32).collect()
+    };
+    let a = matrix(50, &|i, j| (0.37 * i + 1.3 * j).sin() + 0.1 * (i * j).cos());
+    let b = matrix(40, &|i, j| (0.41 * i + 1.1 * j + 0.5).sin() + 0.2 * (0.5 * i * j).cos() + 0.05 * j);
+    let fid = frechet_distance(&a, &b, dim).expect("valid input");
+    let kid = kernel_distance(&a, &b, dim).expect("valid input");
+    // The inputs are rounded to f32 here, so agreement is to about 1e-6 relative.
+    assert!((fid - golden.fid_check.fid).abs() < 1e-5 * golden.fid_check.fid, "FID {fid} vs SciPy {}", golden.fid_check.fid);
+    assert!((kid - golden.fid_check.kid).abs() < 1e-5 * golden.fid_check.kid, "KID {kid} vs NumPy {}", golden.fid_check.kid);
+    assert!(frechet_distance(&a, &a, dim).expect("valid input").abs() < 1e-9);
 }
