@@ -12,7 +12,7 @@ use shared::generate::{Overrides, chain_config, latent_samples};
 use shared::nets::ModelSpec;
 use shared::sampler::DeviceNoise;
 
-use crate::data::{self, ImageSet, LoadOptions};
+use crate::data::{self, DataError, ImageSet, LoadOptions};
 use crate::inception::{FEATURES, Inception, SOURCE_SHA256};
 use crate::metrics::{frechet_distance, kernel_distance};
 use crate::run::atomic_write;
@@ -73,11 +73,11 @@ pub fn reference_features(
         }
         eprintln!("{}: stale or foreign feature cache, recomputing", file.display());
     }
-    let images = data::open(&reference.path, &reference.options)
+    let images = open_images(&reference.path, &reference.options)
         .with_context(|| format!("cannot read reference images from {}", reference.path.display()))?;
     let features = image_features(network, &images, progress);
     let mut out = TensorFile::default();
-    out.tensors.insert("features".into(), NamedTensor { shape: vec![images.count, FEATURES], values: features.clone() });
+    out.tensors.insert("features".into(), NamedTensor { shape: vec![features.len() / FEATURES, FEATURES], values: features.clone() });
     out.metadata.insert("source".into(), reference.path.display().to_string());
     out.metadata.insert("split".into(), reference.options.split.to_string());
     out.metadata.insert("class".into(), reference.options.class.map_or("all".into(), |c| c.to_string()));
@@ -87,9 +87,30 @@ pub fn reference_features(
     Ok((features, file))
 }
 
-/// Inception features of every image of `images`, in batches of [`BATCH`].
-pub fn image_features(network: &Inception, images: &ImageSet, mut progress: impl FnMut(usize, usize) + Send) -> Vec<f32> {
-    network.features(images, BATCH, |done| progress(done, images.count))
+/// The images of `path` to score: one set, or, from a folder of differently sized images
+/// (textures, photos), one set per image — the network resizes each to its input on its own, so
+/// the features are those of the images alone. At most `options.limit` images.
+pub fn open_images(path: &Path, options: &LoadOptions) -> Result<Vec<ImageSet>, DataError> {
+    match data::open(path, options) {
+        Err(DataError::InconsistentSizes { .. }) => {
+            let single = LoadOptions { limit: None, ..options.clone() };
+            let files = data::image_files(path)?;
+            files.iter().take(options.limit.unwrap_or(usize::MAX)).map(|file| data::open(file, &single)).collect()
+        }
+        other => other.map(|set| vec![set]),
+    }
+}
+
+/// Inception features of every image of `sets`, in order, in batches of [`BATCH`];
+/// `progress(done, total)` follows them.
+pub fn image_features(network: &Inception, sets: &[ImageSet], mut progress: impl FnMut(usize, usize) + Send) -> Vec<f32> {
+    let total = sets.iter().map(|set| set.count).sum();
+    let mut features = Vec::with_capacity(total * FEATURES);
+    for set in sets {
+        let before = features.len() / FEATURES;
+        features.extend(network.features(set, BATCH, |done| progress(before + done, total)));
+    }
+    features
 }
 
 /// `count` samples of any model family with the model's own sampler settings and `overrides`,

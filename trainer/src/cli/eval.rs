@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use trainer::data::{self, ImageSet, LoadOptions, Split};
+use trainer::data::{ImageSet, LoadOptions, Split};
 use trainer::eval::{self, Reference};
 use trainer::imageio::{self, Layout};
 use trainer::inception::{self, FEATURES, Inception};
@@ -121,17 +121,17 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let input = open_input(&args, &network)?;
     let (reference, cache_file) = args.reference_args.features(&network, &args.reference)?;
     eprintln!("reference: {} images ({})", reference.len() / FEATURES, cache_file.display());
-    let images = match input {
-        Input::Images(images) => images,
+    let sets = match input {
+        Input::Images(sets) => sets,
         Input::Model(model) => {
             let sampling = Instant::now();
             let images = eval::model_images(&model, network.device(), args.count, &args.sampler.overrides(), args.sampler.seed)?;
             eprintln!("{} samples from {} in {:.1} s", images.count, args.input.display(), sampling.elapsed().as_secs_f64());
-            images
+            vec![images]
         }
     };
     let bar = image_bar("sample");
-    let features = eval::image_features(&network, &images, |done, total| {
+    let features = eval::image_features(&network, &sets, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });
@@ -139,6 +139,7 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let scores = eval::scores(&features, &reference)?;
     println!("FID {:.3}  KID {:.5}  ({} images against {} reference images, {:.1} s)", scores.fid, scores.kid, scores.count, scores.reference_count, started.elapsed().as_secs_f64());
     if let Some(path) = &args.grid {
+        let images = grid_images(sets)?;
         let shown = images.count.min(64);
         let layout = Layout { count: shown, channels: images.channels, height: images.height, width: images.width, range: [0.0, 255.0] };
         imageio::save_grid(path, &images.pixels[..shown * layout.image_len()], &layout, grid_columns(shown), 1)?;
@@ -160,7 +161,7 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
 /// What `trainer eval` scores: a model (sampled after the reference is ready) or images.
 enum Input {
     Model(Box<shared::file::Model>),
-    Images(ImageSet),
+    Images(Vec<ImageSet>),
 }
 
 fn open_input(args: &EvalArgs, network: &Inception) -> anyhow::Result<Input> {
@@ -168,11 +169,29 @@ fn open_input(args: &EvalArgs, network: &Inception) -> anyhow::Result<Input> {
         return Ok(Input::Model(Box::new(load_model(&args.input, network.device())?)));
     }
     let options = LoadOptions { limit: Some(args.count), class: None, split: Split::Test };
-    let images = data::open(&args.input, &options).with_context(|| format!("{} is neither a model file nor readable images", args.input.display()))?;
-    if images.count < 2 {
-        bail!("{}: FID needs at least 2 images, found {}", args.input.display(), images.count);
+    let sets = eval::open_images(&args.input, &options).with_context(|| format!("{} is neither a model file nor readable images", args.input.display()))?;
+    let count: usize = sets.iter().map(|set| set.count).sum();
+    if count < 2 {
+        bail!("{}: FID needs at least 2 images, found {count}", args.input.display());
     }
-    Ok(Input::Images(images))
+    Ok(Input::Images(sets))
+}
+
+/// The scored images as one set for a picture: as they are, or, when their sizes differ, each
+/// resized to 64×64 (the first 64 of them).
+fn grid_images(sets: Vec<ImageSet>) -> anyhow::Result<ImageSet> {
+    if sets.len() == 1 {
+        return Ok(sets.into_iter().next().expect("one set"));
+    }
+    let channels = sets.iter().map(|set| set.channels).max().unwrap_or(1);
+    let mut pixels = Vec::new();
+    let mut count = 0;
+    for set in sets.into_iter().take(64) {
+        let resized = set.resize(64, channels)?;
+        count += resized.count;
+        pixels.extend(resized.pixels);
+    }
+    Ok(ImageSet::new(pixels, count, channels, 64, 64, None)?)
 }
 
 /// Whether `path` is a file that begins with the model format's magic bytes.

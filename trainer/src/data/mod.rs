@@ -553,6 +553,16 @@ pub fn open(path: &Path, options: &LoadOptions) -> Result<ImageSet, DataError> {
     }
 }
 
+/// The image files of a folder as [`open`] finds them (recursively, sorted by path, hidden files
+/// skipped), or the path itself when it is one image file.
+pub fn image_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
+    match detect(path, Split::Train)? {
+        Source::Folder => folder::list_images(path),
+        Source::ImageFile => Ok(vec![path.to_owned()]),
+        _ => Err(DataError::Empty { path: path.to_owned() }),
+    }
+}
+
 /// Like [`open`], but every image is resized to `size`×`size` and converted to `channels`
 /// (1 or 3) as described at [`ImageSet::resize`]. Folders of mixed sizes load this way, one image
 /// at a time, so memory holds only the resized set.

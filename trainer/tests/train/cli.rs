@@ -297,6 +297,22 @@ fn eval_scores_a_model_and_images_and_rejects_bad_input() {
     let real: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no FID in {text:?}"));
     assert!(real < fid, "real digits {real} should score better than samples {fid}");
 
+    // A folder of differently sized images (textures) is scored image by image.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).expect("scratch folder");
+    let textures = repository().join("assets/textures");
+    for name in ["brick.png", "grass.png"] {
+        std::fs::copy(textures.join(name), mixed.join(name)).expect("copy a texture");
+    }
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])).save(mixed.join("small.png")).expect("write a PNG");
+    let grid = dir.join("mixed-grid.png");
+    let textures_s = textures.to_str().expect("utf-8");
+    let out = trainer(&["eval", mixed.to_str().expect("utf-8"), "--reference", textures_s, "--reference-count", "3", "--cache", cache_s, "--grid", grid.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "eval of mixed sizes failed: {}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("(3 images against 3 reference images"), "{text}");
+    assert_png(&grid);
+
     for (args, expected) in [
         (vec!["eval", "/no/such/model.ebm", "--reference", data_s], "/no/such/model.ebm"),
         (vec!["eval", model.to_str().expect("utf-8"), "--reference", "/no/such/data"], "/no/such/data"),

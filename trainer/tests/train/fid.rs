@@ -98,13 +98,25 @@ fn preprocessing_matches_pytorch() {
     }
 }
 
-/// Features agree with PyTorch's: every one of the 2048 within 1e-3 absolute + 1 % relative,
-/// and the cosine similarity above 0.99999.
+/// Features agree with PyTorch's: every one of the 2048 within 1e-4 absolute + 0.1 % relative,
+/// and the cosine similarity above 0.999999 (the worst measured error is a few percent of it).
 #[test]
 fn features_match_pytorch() {
     let Some(network) = network() else { return };
+    assert_features_match(network, &["gray128", "pattern299", "small28", "rgb64", "mnistlike"]);
+}
+
+/// The same network on wgpu (lavapipe in CI) agrees with PyTorch as closely.
+#[test]
+fn features_match_pytorch_on_wgpu() {
+    let (Some(_), Some(device)) = (network(), crate::wgpu()) else { return };
+    let network = Inception::load(&inception::default_path(), &device).expect("weights load onto wgpu");
+    assert_features_match(&network, &["mnistlike"]);
+}
+
+fn assert_features_match(network: &Inception, names: &[&str]) {
     let reference = reference();
-    for (name, image) in reference_images() {
+    for (name, image) in reference_images().into_iter().filter(|(name, _)| names.contains(name)) {
         let expected = reference.images.iter().find(|r| r.name == name).expect("image in the golden file");
         let features = network.features(&image, 1, |_| {});
         assert_eq!(features.len(), FEATURES);
@@ -113,12 +125,12 @@ fn features_match_pytorch() {
             dot += got * want;
             norm_a += got * got;
             norm_b += want * want;
-            worst = worst.max((got - want).abs() / (1e-3 + 0.01 * want.abs()));
+            worst = worst.max((got - want).abs() / (1e-4 + 1e-3 * want.abs()));
         }
         let cosine = dot / (norm_a.sqrt() * norm_b.sqrt());
         eprintln!("{name}: cosine {cosine:.8}, worst error / tolerance {worst:.3}");
         assert!(worst <= 1.0, "{name}: a feature is off by {worst:.2}× the tolerance");
-        assert!(cosine > 0.99999, "{name}: cosine {cosine}");
+        assert!(cosine > 0.999_999, "{name}: cosine {cosine}");
     }
 }
 
