@@ -191,12 +191,14 @@ impl Loader<'_> {
         Branch { stem, heads: Vec::new() }
     }
 
-    /// 35×35 blocks (mixed … mixed_2).
-    fn block_a(&mut self, p: &str) -> Result<Vec<Branch>, InceptionError> {
+    /// A 1×1 branch, two towers of `lengths` convolutions after their 1×1, and an average-pool
+    /// branch: the 35×35 blocks (mixed … mixed_2; towers 2 and 3) and the 17×17 blocks with
+    /// factorised 7×7 convolutions (mixed_4 … mixed_7; towers 3 and 5).
+    fn pooled_block(&mut self, p: &str, lengths: [usize; 2]) -> Result<Vec<Branch>, InceptionError> {
         Ok(vec![
             Self::branch(self.chain(&[&format!("{p}.conv")])?),
-            Self::branch(self.tower(&format!("{p}.tower"), 2)?),
-            Self::branch(self.tower(&format!("{p}.tower_1"), 3)?),
+            Self::branch(self.tower(&format!("{p}.tower"), lengths[0])?),
+            Self::branch(self.tower(&format!("{p}.tower_1"), lengths[1])?),
             Self::branch([vec![Step::AvgPool], self.tower(&format!("{p}.tower_2"), 1)?].concat()),
         ])
     }
@@ -207,16 +209,6 @@ impl Loader<'_> {
             Self::branch(self.chain(&[&format!("{p}.conv")])?),
             Self::branch(self.tower(&format!("{p}.tower"), 3)?),
             Self::branch(vec![Step::MaxPool(2)]),
-        ])
-    }
-
-    /// 17×17 blocks with factorised 7×7 convolutions (mixed_4 … mixed_7).
-    fn block_c(&mut self, p: &str) -> Result<Vec<Branch>, InceptionError> {
-        Ok(vec![
-            Self::branch(self.chain(&[&format!("{p}.conv")])?),
-            Self::branch(self.tower(&format!("{p}.tower"), 3)?),
-            Self::branch(self.tower(&format!("{p}.tower_1"), 5)?),
-            Self::branch([vec![Step::AvgPool], self.tower(&format!("{p}.tower_2"), 1)?].concat()),
         ])
     }
 
@@ -264,11 +256,11 @@ impl Inception {
         stem.push(Step::MaxPool(2));
         let mut blocks = Vec::new();
         for name in ["mixed", "mixed_1", "mixed_2"] {
-            blocks.push(loader.block_a(name)?);
+            blocks.push(loader.pooled_block(name, [2, 3])?);
         }
         blocks.push(loader.block_b("mixed_3")?);
         for name in ["mixed_4", "mixed_5", "mixed_6", "mixed_7"] {
-            blocks.push(loader.block_c(name)?);
+            blocks.push(loader.pooled_block(name, [3, 5])?);
         }
         blocks.push(loader.block_d("mixed_8")?);
         blocks.push(loader.block_e("mixed_9", Step::AvgPool)?);

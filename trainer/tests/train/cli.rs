@@ -333,17 +333,20 @@ fn report_smoke_budget_writes_every_table_with_numbers() {
         return;
     }
     let dir = scratch("report");
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .current_dir(repository())
-        .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
-        .arg(dir.join("REPORT.md"))
-        .arg("--work")
-        .arg(dir.join("work"))
-        .env("EBM_CACHE", dir.join("cache"))
-        .output()
-        .expect("run trainer");
-    assert!(out.status.success(), "report failed: {}", stderr(&out));
-    let report = std::fs::read_to_string(dir.join("REPORT.md")).expect("REPORT.md written");
+    let report_into = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .current_dir(repository())
+            .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
+            .arg(dir.join(name))
+            .arg("--work")
+            .arg(dir.join("work"))
+            .env("EBM_CACHE", dir.join("cache"))
+            .output()
+            .expect("run trainer");
+        assert!(out.status.success(), "report {name} failed: {}", stderr(&out));
+        std::fs::read_to_string(dir.join(name)).expect("report written")
+    };
+    let report = report_into("REPORT.md");
     for heading in ["## 1. Short-run", "### FID vs K", "### FID vs σ", "### FID vs n_f", "### Reconstruction MSE", "## 2. Multigrid", "## 3. MEG", "## 4. Generative ConvNet", "## Commands run"] {
         assert!(report.contains(heading), "no {heading:?} in the report");
     }
@@ -360,17 +363,7 @@ fn report_smoke_budget_writes_every_table_with_numbers() {
     }
     // A second report in the same work folder reuses the trained models and their scores: the
     // same K table, and the training commands listed as reused.
-    let again = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .current_dir(repository())
-        .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
-        .arg(dir.join("REPORT-again.md"))
-        .arg("--work")
-        .arg(dir.join("work"))
-        .env("EBM_CACHE", dir.join("cache"))
-        .output()
-        .expect("run trainer");
-    assert!(again.status.success(), "second report failed: {}", stderr(&again));
-    let second = std::fs::read_to_string(dir.join("REPORT-again.md")).expect("second report written");
+    let second = report_into("REPORT-again.md");
     let k_table = |text: &str| text.lines().skip_while(|l| !l.starts_with("### FID vs K")).take(8).map(String::from).collect::<Vec<_>>();
     assert_eq!(k_table(&report), k_table(&second));
     let reused = second.lines().filter(|l| l.starts_with("| `trainer train") && l.ends_with("reused: its output is already in the work folder |")).count();
