@@ -477,7 +477,7 @@ impl Report<'_> {
         let stats = trained.then(|| texture_statistics(&run, &self.plan.texture, self.plan.frame_size)).transpose();
         match stats {
             Ok(Some(rows)) => {
-                writeln!(self.text, "| image | mean | std | intensity-histogram L1 to the texture | mean |horizontal gradient| |\n|---|---|---|---|---|")?;
+                writeln!(self.text, "| image | mean | std | intensity-histogram L1 to the texture | mean absolute horizontal gradient |\n|---|---|---|---|---|")?;
                 for row in rows {
                     writeln!(self.text, "| {} | {:.1} | {:.1} | {:.3} | {:.1} |", row.0, row.1, row.2, row.3, row.4)?;
                 }
