@@ -3,7 +3,7 @@
 al. 2019: conv 3x3 n_f, three 4x4 stride-2 convs doubling the width, a 4x4 valid conv to one
 energy, LeakyReLU 0.2), the same Langevin batch (K steps of x += (s^2/2) grad f + s noise from
 uniform noise) and one training iteration (the chain, then an Adam step on
-f(data) - f(samples)), timed the same way (median of --repeats after one warm-up).
+f(data) - f(samples)), timed the same way (median of --repeats after warm-up runs).
 
     python3 scripts/bench-torch-cpu.py --n-f 16 --batch 16 --steps 20
     trainer bench --device flex --n-f 16 --batch 16 --steps 20
@@ -39,7 +39,9 @@ def langevin(net: nn.Module, batch: int, side: int, steps: int, step_size: float
 
 
 def median_seconds(work, repeats: int) -> float:
-    work()
+    # oneDNN picks and caches its kernels over the first calls; one warm-up was not enough.
+    for _ in range(3):
+        work()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
