@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
 use trainer::data::{self, ImageSet, LoadOptions, Split};
-use trainer::run::atomic_write;
+use trainer::multigrid::MaskKind;
+use trainer::run::{RunDir, atomic_write};
 
 use super::{Cli, dispatch, load_model};
 
@@ -178,7 +179,7 @@ struct Logged {
 
 enum Outcome {
     Ran,
-    Failed(String),
+    Failed { message: String, diverged: bool },
     /// Not run: its output was already in the work folder (from an earlier command or report).
     Reused,
 }
@@ -196,7 +197,7 @@ impl Runner {
             Ok(()) => Outcome::Ran,
             Err(error) => {
                 eprintln!("   failed: {error:#}");
-                Outcome::Failed(format!("{error:#}"))
+                Outcome::Failed { message: format!("{error:#}"), diverged: is_divergence(error) }
             }
         };
         self.log.push(Logged { line, seconds: started.elapsed().as_secs_f64(), outcome });
@@ -211,8 +212,8 @@ impl Runner {
             self.log.push(Logged { line: format!("trainer {}", args.join(" ")), seconds: 0.0, outcome: Outcome::Reused });
             return true;
         }
-        let run_folder = args.iter().position(|a| a == "--run").and_then(|i| args.get(i + 1)).map(PathBuf::from);
-        if run_folder.is_some_and(|folder| folder.join("checkpoint.ebm").exists()) {
+        let run_folder = args.iter().position(|a| a == "--run").and_then(|i| args.get(i + 1)).map(RunDir::new);
+        if run_folder.is_some_and(|folder| folder.checkpoint().exists()) {
             let resumed: Vec<String> = args.iter().cloned().chain(["--resume".to_string()]).collect();
             return self.run(&resumed).is_ok();
         }
@@ -221,12 +222,21 @@ impl Runner {
 
     /// Whether the last command failed by diverging.
     fn last_diverged(&self) -> bool {
-        self.log.last().is_some_and(|entry| matches!(&entry.outcome, Outcome::Failed(f) if f.contains("diverged")))
+        self.log.last().is_some_and(|entry| matches!(entry.outcome, Outcome::Failed { diverged: true, .. }))
     }
 
     fn device(&self) -> [String; 2] {
         ["--device".into(), self.device.clone()]
     }
+}
+
+/// Whether a command stopped because training diverged (the trainers' typed errors).
+fn is_divergence(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(cause.downcast_ref(), Some(trainer::shortrun::TrainError::Diverged { .. }))
+            || matches!(cause.downcast_ref(), Some(trainer::frame::FrameTrainError::Diverged { .. }))
+            || matches!(cause.downcast_ref(), Some(trainer::meg::MegTrainError::Diverged { .. }))
+    })
 }
 
 fn strings(parts: &[&str]) -> Vec<String> {
@@ -420,7 +430,8 @@ impl Report<'_> {
         writeln!(self.text, "The demo's bundled multigrid model (Fashion-MNIST ankle boots, widths ÷8, 300 iterations) inpaints {} held-out boots; the paper's models are CelebA at full width.\n", self.plan.inpaint)?;
         match self.runner.run(&command).and_then(|_| std::fs::read_to_string(&table).map_err(Into::into)) {
             Ok(markdown) => {
-                let figures: Vec<String> = ["square", "doodle", "pepper-salt"].iter().map(|mask| format!("![{mask}]({})", self.figure_link(&format!("inpainting/MG-{mask}.png")))).collect();
+                // `multigrid table --figures` names them MODEL-MASK.png.
+                let figures: Vec<String> = MaskKind::DEFAULTS.iter().map(|mask| format!("![{}]({})", mask.name(), self.figure_link(&format!("inpainting/MG-{}.png", mask.name())))).collect();
                 writeln!(self.text, "{}\n\nInpaintings, square / doodle / pepper-and-salt masks:\n\n{}\n", markdown.trim_end(), figures.join(" "))?
             }
             Err(error) => writeln!(self.text, "Failed: {error:#}\n")?,
@@ -559,7 +570,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     for Logged { line, seconds, outcome } in &report.runner.log {
         let (seconds, result) = match outcome {
             Outcome::Ran => (format!("{seconds:.0}"), "ok".to_string()),
-            Outcome::Failed(failure) => (format!("{seconds:.0}"), format!("failed: {}", failure.replace('|', "/").replace('\n', " "))),
+            Outcome::Failed { message, .. } => (format!("{seconds:.0}"), format!("failed: {}", message.replace('|', "/").replace('\n', " "))),
             Outcome::Reused => ("–".into(), "reused: its output is already in the work folder".into()),
         };
         writeln!(tail, "| `{line}` | {seconds} | {result} |")?;
