@@ -72,16 +72,29 @@ impl Activation {
         }
     }
 
-    /// Multiplies the cotangent by the derivative, given the pre-activation `y` and output `a`.
-    fn backward(self, grad: Tensor<4>, y: &Tensor<4>, a: &Tensor<4>) -> Tensor<4> {
+    /// What [`Activation::backward`] needs of the forward pass, given the pre-activation `y`
+    /// and the output `a`: the output where it alone decides the derivative (ReLU, LeakyReLU
+    /// with a positive slope — the same sign as `y` —, tanh), else `y`; nothing for the
+    /// identity. One tensor per block instead of two halves the trace a chain holds.
+    fn saved(self, y: Tensor<4>, a: &Tensor<4>) -> Option<Tensor<4>> {
         match self {
-            Self::Identity => grad,
-            Self::Relu => grad * y.clone().greater_elem(0.0).float(),
-            Self::LeakyRelu { slope } => {
-                let positive = y.clone().greater_elem(0.0).float();
+            Self::Identity => None,
+            Self::LeakyRelu { slope } if slope <= 0.0 => Some(y),
+            Self::Relu | Self::LeakyRelu { .. } | Self::Tanh => Some(a.clone()),
+        }
+    }
+
+    /// Multiplies the cotangent by the derivative, given what [`Activation::saved`] kept.
+    fn backward(self, grad: Tensor<4>, saved: Option<&Tensor<4>>) -> Tensor<4> {
+        match (self, saved) {
+            (Self::Relu, Some(s)) => grad * s.clone().greater_elem(0.0).float(),
+            (Self::LeakyRelu { slope }, Some(s)) => {
+                let positive = s.clone().greater_elem(0.0).float();
                 grad * positive.mul_scalar(1.0 - slope).add_scalar(slope)
             }
-            Self::Tanh => grad * a.clone().square().neg().add_scalar(1.0),
+            (Self::Tanh, Some(a)) => grad * a.clone().square().neg().add_scalar(1.0),
+            // The identity keeps nothing and passes the cotangent through.
+            _ => grad,
         }
     }
 }
@@ -471,8 +484,8 @@ struct BlockTrace {
     input_dims: [usize; 4],
     /// Normalised input `x̂` and `1/√(var+ε)` `[1, C, 1, 1]` of a BatchNorm.
     norm: Option<(Tensor<4>, Tensor<4>)>,
-    pre_activation: Tensor<4>,
-    output: Tensor<4>,
+    /// What the activation's derivative needs ([`Activation::saved`]).
+    activation: Option<Tensor<4>>,
 }
 
 /// Saved forward pass of a [`Stack`], consumed by [`Stack::vjp`].
@@ -701,7 +714,7 @@ impl Stack {
                 None => (h, None),
             };
             let a = block.act.apply(y.clone());
-            blocks.push(BlockTrace { input_dims, norm, pre_activation: y, output: a.clone() });
+            blocks.push(BlockTrace { input_dims, norm, activation: block.act.saved(y, &a) });
             x = a;
         }
         (x, Trace { blocks })
@@ -710,7 +723,7 @@ impl Stack {
     /// Vector–Jacobian product: the cotangent of the input for `cotangent` on the output.
     pub fn vjp(&self, trace: &Trace, cotangent: Tensor<4>) -> Tensor<4> {
         self.blocks.iter().zip(&trace.blocks).rev().fold(cotangent, |grad, (block, saved)| {
-            let grad = block.act.backward(grad, &saved.pre_activation, &saved.output);
+            let grad = block.act.backward(grad, saved.activation.as_ref());
             let grad = match (&block.norm, &saved.norm) {
                 (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
                 _ => grad,

@@ -317,14 +317,39 @@ struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Time the multigrid cascade per grid instead (--batch images, --steps per grid).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["meg", "sweep"])]
     multigrid: bool,
-    /// Multigrid: divide the nets' widths by this.
+    /// Time MEG iterations on this data set's networks instead (--batch, random data).
+    #[arg(long, value_enum, conflicts_with = "sweep")]
+    meg: Option<meg_cli::DatasetChoice>,
+    /// MEG StackedMNIST: digits stacked per sample.
+    #[arg(long, default_value_t = 3)]
+    stacks: usize,
+    /// Multigrid and MEG: divide the nets' widths by this.
     #[arg(long, default_value_t = 1)]
     width_divisor: usize,
+    /// Print how the Langevin batch's time grows with batch size, n_f and image size around
+    /// --batch, --n-f and --image-size (a markdown table).
+    #[arg(long)]
+    sweep: bool,
+    /// Time the same nets and chains in PyTorch beside ours with this Python (which must have
+    /// torch) and print the ratios.
+    #[arg(long, value_name = "PYTHON")]
+    torch: Option<PathBuf>,
+    /// PyTorch's device for --torch: `cpu` or `cuda` (default: `cpu` with --device flex, else
+    /// `cuda`).
+    #[arg(long)]
+    torch_device: Option<String>,
+    /// Write what was timed as JSON for `scripts/bench-torch.py` (to run the reference elsewhere).
+    #[arg(long, value_name = "FILE")]
+    reference_spec: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
+
+/// The system allocator with a peak counter, so that `trainer bench` can report peak memory.
+#[global_allocator]
+static ALLOCATOR: &peakmem_alloc::PeakMemAlloc<std::alloc::System> = &peakmem_alloc::INSTRUMENTED_SYSTEM;
 
 fn main() {
     if let Err(error) = dispatch(Cli::parse().command) {
@@ -716,12 +741,59 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    use trainer::bench::{self, ReferenceSpec, TorchTimes};
     let device = select_device(&args.device)?;
-    if args.multigrid {
-        println!("{}", trainer::bench::cascade(&device, args.width_divisor, args.batch, args.steps, args.repeats)?);
+    if args.sweep {
+        println!("{}", bench::sweep(&device, args.n_f, args.batch, args.image_size, args.steps, args.repeats)?);
         return Ok(());
     }
-    let report = trainer::bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, args.repeats)?;
+    let torch_device = args.torch_device.clone().unwrap_or_else(|| if args.device.device == DeviceChoice::Flex { "cpu" } else { "cuda" }.into());
+    let reference = |spec: &ReferenceSpec| -> anyhow::Result<Option<TorchTimes>> {
+        if let Some(path) = &args.reference_spec {
+            atomic_write(path, &serde_json::to_vec_pretty(spec)?)?;
+        }
+        let Some(python) = &args.torch else { return Ok(None) };
+        let times = bench::torch_reference(python, spec, &torch_device, args.repeats)?;
+        println!("reference: {}", times.describe);
+        Ok(Some(times))
+    };
+    let ratio = |name: &str, ours: f64, theirs: Option<f64>| {
+        if let Some(theirs) = theirs {
+            println!("  {name:<34}: PyTorch {:9.1} ms   ratio ours / PyTorch {:.2}", theirs * 1e3, ours / theirs);
+        }
+    };
+    if args.multigrid {
+        let report = bench::cascade(&device, args.width_divisor, args.batch, args.steps, args.repeats)?;
+        println!("{report}");
+        if let Some(times) = reference(&report.reference)? {
+            let theirs = times.grids_s.unwrap_or_default();
+            for (grid, theirs) in report.grids.iter().zip(&theirs) {
+                ratio(&format!("grid {0}×{0}", grid.side), grid.explicit_s, Some(*theirs));
+            }
+            ratio("whole cascade", report.total_s(), (theirs.len() == report.grids.len()).then(|| theirs.iter().sum()));
+        }
+        return Ok(());
+    }
+    if let Some(choice) = args.meg {
+        let (dataset, data) = meg_cli::dataset(choice, trainer::data::toy::ToyDensity::Gaussians8, args.stacks, DataSource::new("random tensors"));
+        let mut config = trainer::meg::MegTrainConfig::paper(dataset, data);
+        config.net.width_divisor = args.width_divisor;
+        config.batch_size = args.batch;
+        let report = bench::meg(&device, config, args.repeats)?;
+        println!("{report}");
+        if let Some(times) = reference(&report.reference)? {
+            ratio("MEG iteration", report.iteration_s, times.iteration_s);
+        }
+        return Ok(());
+    }
+    let report = bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, args.repeats)?;
     println!("{report}");
+    if let Some(times) = reference(&report.reference)? {
+        ratio("Langevin batch", report.explicit_batch_s, times.langevin_s);
+        ratio("training iteration", report.train_iteration_s, times.iteration_s);
+        if let (Some(sampling), Some(training)) = (times.sampling_peak_bytes, times.training_peak_bytes) {
+            println!("  PyTorch peak device memory        : sampling {:.1} MiB, training {:.1} MiB", sampling as f64 / 1048576.0, training as f64 / 1048576.0);
+        }
+    }
     Ok(())
 }

@@ -137,7 +137,7 @@ pub struct AnomalyArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DatasetChoice {
+pub enum DatasetChoice {
     /// A 2-D toy density (--toy).
     Toy,
     /// MNIST digits, 28×28 (--data: IDX files).
@@ -277,15 +277,20 @@ pub fn run(command: MegCommand) -> anyhow::Result<()> {
     }
 }
 
-fn train_config(args: &MegTrainArgs) -> MegTrainConfig {
-    let source = DataSource { path: args.data.clone(), class: None, limit: args.limit };
-    let (dataset, data) = match args.dataset {
-        DatasetChoice::Toy => (MegDataset::Toy2d, MegData::Toy { density: args.toy }),
+/// The networks' data set and the data description for `choice`.
+pub fn dataset(choice: DatasetChoice, toy: ToyDensity, stacks: usize, source: DataSource) -> (MegDataset, MegData) {
+    match choice {
+        DatasetChoice::Toy => (MegDataset::Toy2d, MegData::Toy { density: toy }),
         DatasetChoice::Mnist => (MegDataset::Mnist { channels: 1 }, MegData::Loaded { source, stacks: 1 }),
-        DatasetChoice::StackedMnist => (MegDataset::Mnist { channels: args.stacks }, MegData::Loaded { source, stacks: args.stacks }),
+        DatasetChoice::StackedMnist => (MegDataset::Mnist { channels: stacks }, MegData::Loaded { source, stacks }),
         DatasetChoice::Cifar => (MegDataset::Cifar, MegData::Loaded { source, stacks: 1 }),
         DatasetChoice::Celeba => (MegDataset::Celeba, MegData::Loaded { source, stacks: 1 }),
-    };
+    }
+}
+
+fn train_config(args: &MegTrainArgs) -> MegTrainConfig {
+    let source = DataSource { path: args.data.clone(), class: None, limit: args.limit };
+    let (dataset, data) = dataset(args.dataset, args.toy, args.stacks, source);
     let mut config = MegTrainConfig::paper(dataset, data);
     set(&mut config.net.width_divisor, args.width_divisor);
     set(&mut config.iterations, args.iterations);

@@ -1,5 +1,6 @@
 //! Trainer tests on real MNIST digits (the bundled `assets/mnist-mini`), on the flex backend.
 
+mod bench;
 mod cli;
 mod fid;
 mod frame;

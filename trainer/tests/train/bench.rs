@@ -1,0 +1,120 @@
+//! `trainer bench` as a user runs it: times, peak memory, the scaling table, the description of
+//! what was timed, and the PyTorch reference run beside it (here a stand-in script, so that the
+//! ratio arithmetic and the error paths are checked without torch).
+
+use std::path::Path;
+
+use super::cli::{scratch, stderr, trainer};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The numbers that directly follow `label` on the lines of `text` that contain it.
+fn numbers_after(text: &str, label: &str) -> Vec<f64> {
+    text.lines()
+        .filter_map(|line| line.split_once(label))
+        .filter_map(|(_, rest)| rest.trim_start_matches([' ', ':']).split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// An executable stand-in for Python: checks the arguments `trainer bench --torch` passes and
+/// prints `result` as the reference's JSON line.
+fn fake_python(dir: &Path, result: &str) -> String {
+    let path = dir.join("python");
+    let script = format!(
+        "#!/bin/sh\n[ -f \"$1\" ] && [ -f \"$2\" ] && [ \"$3\" = --device ] && [ \"$4\" = cpu ] || {{ echo \"bad arguments: $*\" >&2; exit 3; }}\necho 'torch-like log line'\necho '{result}'\n"
+    );
+    std::fs::write(&path, script).expect("write");
+    std::process::Command::new("chmod").arg("+x").arg(&path).status().expect("chmod");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
+    let dir = scratch("bench");
+    let spec = dir.join("spec.json");
+    let python = fake_python(&dir, r#"{"describe": "stand-in", "langevin_s": 0.5, "iteration_s": 2.0}"#);
+    let args = ["bench", "--device", "flex", "--n-f", "8", "--batch", "8", "--steps", "4", "--repeats", "1"];
+    let out = trainer(&[&args[..], &["--reference-spec", spec.to_str().expect("utf-8"), "--torch", &python]].concat());
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Three peaks (explicit chain, taped chain, training iteration), all real allocations.
+    let peaks = numbers_after(&text, "peak memory");
+    assert_eq!(peaks.len(), 3, "{text}");
+    assert!(peaks.iter().all(|&mib| mib > 0.01), "{text}");
+    // A training iteration holds the chain's activations and the tape of two forward passes.
+    assert!(peaks[2] > peaks[0], "training should need more memory than sampling: {text}");
+
+    // Ratios printed against the stand-in's 500 ms and 2000 ms.
+    let explicit_ms = numbers_after(&text, "explicit gradient")[0];
+    let iteration_ms = numbers_after(&text, "training iteration ")[0];
+    let ratios: Vec<f64> = text.lines().filter_map(|l| l.split_once("ratio ours / PyTorch")).map(|(_, r)| r.trim().parse().expect("ratio")).collect();
+    assert_eq!(ratios.len(), 2, "{text}");
+    assert!((ratios[0] - explicit_ms / 500.0).abs() < 0.01, "{text}");
+    assert!((ratios[1] - iteration_ms / 2000.0).abs() < 0.01, "{text}");
+    assert!(text.contains("reference: stand-in"), "{text}");
+
+    // The description the reference builds its nets from.
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).expect("spec written")).expect("JSON");
+    assert_eq!(json["kind"], "short_run");
+    assert_eq!(json["batch"], 8);
+    assert_eq!(json["langevin"]["steps"], 4);
+    let layers = json["net"]["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 5, "conv 3×3, three stride-2 convs, the 4×4 energy conv");
+    assert_eq!((layers[1]["op"].as_str(), layers[1]["kernel"].as_u64(), layers[1]["stride"].as_u64(), layers[1]["out_channels"].as_u64()), (Some("conv"), Some(4), Some(2), Some(16)));
+    assert_eq!(layers[0]["act"]["kind"], "leaky_relu");
+}
+
+#[test]
+fn bench_sweep_meg_and_cascade_print_their_numbers() {
+    let sweep = trainer(&["bench", "--device", "flex", "--sweep", "--n-f", "4", "--batch", "4", "--image-size", "32", "--steps", "1", "--repeats", "1"]);
+    let text = stdout(&sweep);
+    assert!(sweep.status.success(), "{}", stderr(&sweep));
+    let rows: Vec<Vec<&str>> = text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| n_f")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    // batch 1, 2, 4, 8, 16; n_f 1, 2, 8 (4 is already there); image size 64, 128.
+    assert_eq!(rows.len(), 10, "{text}");
+    let ms = |n_f: &str, batch: &str, size: &str| -> f64 {
+        let row = rows.iter().find(|r| (r[1], r[2], r[3]) == (n_f, batch, size)).unwrap_or_else(|| panic!("no row {n_f}/{batch}/{size}: {text}"));
+        row[4].trim_end_matches(" ms").parse().expect("ms")
+    };
+    // 16× the pixels must cost more than 1×.
+    assert!(ms("4", "4", "128") > ms("4", "4", "32"), "{text}");
+
+    let meg = trainer(&["bench", "--device", "flex", "--meg", "toy", "--batch", "32", "--repeats", "1"]);
+    let text = stdout(&meg);
+    assert!(meg.status.success(), "{}", stderr(&meg));
+    let iteration = numbers_after(&text, "MEG iteration");
+    assert!(iteration.len() == 1 && iteration[0] > 0.0, "{text}");
+
+    let dir = scratch("bench-cascade");
+    let spec = dir.join("cascade.json");
+    let cascade = trainer(&["bench", "--device", "flex", "--multigrid", "--width-divisor", "16", "--batch", "1", "--steps", "1", "--repeats", "1", "--reference-spec", spec.to_str().expect("utf-8")]);
+    let text = stdout(&cascade);
+    assert!(cascade.status.success(), "{}", stderr(&cascade));
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("grid")).count(), 3, "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).expect("spec written")).expect("JSON");
+    let sides: Vec<u64> = json["grids"].as_array().expect("grids").iter().map(|g| g["input"][1].as_u64().expect("side")).collect();
+    assert_eq!(sides, [4, 16, 64]);
+}
+
+#[test]
+fn bench_names_what_went_wrong_with_the_reference() {
+    let dir = scratch("bench-bad");
+    let silent = fake_python(&dir, "not json at all");
+    let base = ["bench", "--device", "flex", "--meg", "toy", "--batch", "8", "--repeats", "1"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--torch", "/nonexistent/python3"], "cannot run /nonexistent/python3"),
+        (vec!["--torch", "false"], "the PyTorch reference failed"),
+        (vec!["--torch", &silent], "printed no result"),
+        (vec!["--sweep"], "cannot be used with"),
+    ];
+    for (extra, expected) in cases {
+        let out = trainer(&[&base[..], &extra].concat());
+        let message = stderr(&out);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(!message.contains("panicked"), "{extra:?} panicked: {message}");
+        assert!(message.contains(expected), "{extra:?}: expected {expected:?} in: {message}");
+    }
+}
