@@ -76,8 +76,10 @@ pub const HEADER_LEN: usize = 16;
 pub const MAX_TENSORS: usize = 4096;
 /// Default [`Limits::max_rank`].
 pub const MAX_RANK: usize = 6;
-/// Default [`Limits::max_dim`].
-pub const MAX_DIM: usize = 1 << 20;
+/// Default [`Limits::max_dim`]: long enough for a whole net's parameters flattened into one
+/// axis (a checkpoint's optimiser moments; the paper's short-run net has a 2 097 152-value
+/// layer), the total staying bounded by [`MAX_ELEMENTS_TOTAL`].
+pub const MAX_DIM: usize = 1 << 28;
 /// Default [`Limits::max_total_elements`] (2 GiB of f32).
 pub const MAX_ELEMENTS_TOTAL: u64 = 1 << 29;
 /// Default [`Limits::max_manifest_bytes`] (16 MiB).

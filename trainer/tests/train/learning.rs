@@ -35,6 +35,25 @@ fn resume_after_interruption_reproduces_the_uninterrupted_run() {
 }
 
 #[test]
+fn the_paper_net_checkpoints_and_resumes() {
+    // n_f 64: the 256 → 512 layer's Adam moments are 2 097 152 values in one axis.
+    let _turn = device_rng_lock();
+    let device = Device::flex();
+    let data = Tensor::<4>::random([16, 1, 32, 32], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+    let mut config = tiny_config(1);
+    config.net = config.net.with_image_size(32).with_n_f(64);
+    config.data = trainer::shortrun::data_spec(1, 32);
+    config.batch_size = 2;
+    config.langevin.steps = 1;
+    let mut run = Trainer::new(config, data.clone(), &device).expect("trainer");
+    run.step().expect("step");
+    let saved = run.checkpoint().expect("a checkpoint of the paper's net");
+    let resumed = Trainer::from_checkpoint(&saved, data, &device).expect("resume");
+    assert_eq!(resumed.iteration, 1);
+    assert!(resumed.checkpoint().expect("checkpoint") == saved, "the resumed run should hold what was saved");
+}
+
+#[test]
 fn divergence_is_reported_and_never_applied() {
     let _turn = device_rng_lock();
     let device = Device::flex();
