@@ -744,7 +744,14 @@ impl Stack {
     /// Moves every BatchNorm's running statistics toward the statistics of the batch `x`
     /// (`[N, C, H, W]`), as PyTorch's training mode does: `r ← (1 − m)·r + m·s` with the
     /// unbiased batch variance. The result is what a generator in evaluation mode normalises with.
-    pub fn track_running_statistics(mut self, x: Tensor<4>, momentum: f64) -> Self {
+    pub fn track_running_statistics(self, x: Tensor<4>, momentum: f64) -> Self {
+        self.forward_tracking_statistics(x, momentum).1
+    }
+
+    /// The forward pass of an untracked copy (no autodiff graph; BatchNorm as its mode says)
+    /// together with [`Stack::track_running_statistics`], in one pass instead of two: the
+    /// output `[N, C', H', W']` on the inner device and the updated stack.
+    pub fn forward_tracking_statistics(mut self, x: Tensor<4>, momentum: f64) -> (Tensor<4>, Self) {
         // Statistics come from an untracked copy: no autodiff graph is built for them.
         let plain = self.valid();
         let mut x = x.inner();
@@ -774,7 +781,7 @@ impl Stack {
                 norm.running_var = norm.running_var.clone().map(|old| blend(old, var));
             }
         }
-        self
+        (x, self)
     }
 
     /// Per-sample scalar output `s(x)` (the sum of the last block's outputs over channels and

@@ -400,8 +400,9 @@ impl MegTrainer {
         for _ in 0..self.config.energy_steps {
             let real = self.real_batch(&inner);
             let z = Tensor::<4>::random([m, d, 1, 1], Distribution::Normal(0.0, 1.0), &inner);
-            self.nets.generator = self.nets.generator.clone().track_running_statistics(Tensor::from_inner(z.clone()), self.config.bn_momentum);
-            let generated = self.nets.generator.valid().forward(z);
+            // The batch-statistics forward pass and the running statistics in one pass.
+            let (generated, generator) = self.nets.generator.clone().forward_tracking_statistics(Tensor::from_inner(z), self.config.bn_momentum);
+            self.nets.generator = generator;
             let (energy_real, penalty) = energy_and_penalty(&self.nets.energy, Tensor::from_inner(real), self.config.penalty);
             let energy_real = energy_real.mean();
             let energy_generated = self.nets.energy.value(Tensor::from_inner(generated)).mean();
