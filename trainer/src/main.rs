@@ -56,7 +56,7 @@ enum Command {
     Export(ExportArgs),
     /// Print what a model file holds.
     Info(InfoArgs),
-    /// Measure Langevin steps/s and training iterations/s.
+    /// Measure Langevin steps/s, training iterations/s and peak memory (--torch: PyTorch beside it).
     Bench(BenchArgs),
     /// FID and KID (FID Inception features) of a model's samples or a folder of images against
     /// a data set; reference features are computed once and cached.
