@@ -225,16 +225,33 @@ fn timed(device: &Device, repeats: usize, mut run: impl FnMut() -> anyhow::Resul
     Ok((median(times), peak))
 }
 
+/// Seconds `work` takes on `device`, from a synchronised start to the end of the work it
+/// queued (asynchronous devices included).
+fn seconds(device: &Device, work: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    device.sync().context("device sync")?;
+    let clock = Instant::now();
+    work()?;
+    device.sync().context("device sync")?;
+    Ok(clock.elapsed().as_secs_f64())
+}
+
+/// Refuses empty benchmarks (a batch of no images or a chain of no steps measures nothing).
+fn check_sizes(batch: usize, steps: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(batch >= 1, "the benchmark needs a batch of at least one image (--batch 0)");
+    anyhow::ensure!(steps >= 1, "the benchmark needs at least one Langevin step (--steps 0)");
+    Ok(())
+}
+
 /// Seconds of one `config.steps`-step Langevin batch of `shape` through `stack` with the
 /// explicit input-gradient, from uniform noise.
 fn explicit_chain_s(device: &Device, stack: &Stack, polarity: Polarity, shape: [usize; 4], config: &LangevinConfig) -> anyhow::Result<f64> {
     let density = NetDensity { stack, polarity };
     let start = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), device);
-    device.sync().context("device sync")?;
-    let clock = Instant::now();
-    let out = langevin(&density, start, config, None, &mut DeviceNoise, |_| ControlFlow::Continue(()));
-    let _ = out.x.sum().into_data();
-    Ok(clock.elapsed().as_secs_f64())
+    seconds(device, || {
+        let out = langevin(&density, start, config, None, &mut DeviceNoise, |_| ControlFlow::Continue(()));
+        let _ = out.x.sum().into_data();
+        Ok(())
+    })
 }
 
 /// The same chain with an autodiff tape per step (the naive way), `stack` on an autodiff
@@ -242,16 +259,16 @@ fn explicit_chain_s(device: &Device, stack: &Stack, polarity: Polarity, shape: [
 fn taped_chain_s(device: &Device, stack: &Stack, shape: [usize; 4], config: &LangevinConfig) -> anyhow::Result<f64> {
     let ad_device = stack.device();
     let mut x = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &ad_device);
-    device.sync().context("device sync")?;
-    let clock = Instant::now();
-    for _ in 0..config.steps {
-        let tracked = x.detach().require_grad();
-        let grads = stack.value(tracked.clone()).sum().backward();
-        let grad = tracked.grad(&grads).context("no input gradient")?;
-        x = Tensor::from_inner(tracked.inner() + grad + Tensor::random(shape, Distribution::Normal(0.0, 0.01), device));
-    }
-    let _ = x.sum().into_data();
-    Ok(clock.elapsed().as_secs_f64())
+    seconds(device, || {
+        for _ in 0..config.steps {
+            let tracked = x.detach().require_grad();
+            let grads = stack.value(tracked.clone()).sum().backward();
+            let grad = tracked.grad(&grads).context("no input gradient")?;
+            x = Tensor::from_inner(tracked.inner() + grad + Tensor::random(shape, Distribution::Normal(0.0, 0.01), device));
+        }
+        let _ = x.sum().into_data();
+        Ok(())
+    })
 }
 
 /// Explicit-gradient and taped chain timings of `spec` with their peak memory.
@@ -274,6 +291,7 @@ fn chain_times(device: &Device, spec: &StackSpec, polarity: Polarity, batch: usi
 
 /// Runs the short-run benchmark: `repeats` timed runs of each part after one warm-up.
 pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size: usize, repeats: usize) -> anyhow::Result<BenchReport> {
+    check_sizes(batch, steps)?;
     let net = ShortRunConfig::new().with_n_f(n_f).with_image_size(image_size);
     let spec = net.stack_spec()?;
     let langevin_config = LangevinConfig::short_run(steps);
@@ -285,10 +303,10 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
     let data = Tensor::<4>::random([batch * 4, 3, image_size, image_size], Distribution::Uniform(-1.0, 1.0), device);
     let mut trainer = Trainer::new(config, data, device)?;
     let (train_iteration_s, train_peak) = timed(device, repeats, || {
-        device.sync().context("device sync")?;
-        let clock = Instant::now();
-        trainer.step()?;
-        Ok(clock.elapsed().as_secs_f64())
+        seconds(device, || {
+            trainer.step()?;
+            Ok(())
+        })
     })?;
     Ok(BenchReport {
         setting: format!("short-run net n_f {n_f}, batch {batch}, K {steps}, {image_size}×{image_size}×3"),
@@ -362,6 +380,7 @@ impl CascadeReport {
 /// Times every grid's chain of the multigrid cascade (the MatConvNet nets at 1/`width_divisor`
 /// of their widths, 3 channels).
 pub fn cascade(device: &Device, width_divisor: usize, batch: usize, steps: usize, repeats: usize) -> anyhow::Result<CascadeReport> {
+    check_sizes(batch, steps)?;
     let config = MultigridConfig::new().with_width_divisor(width_divisor);
     let langevin_config = LangevinConfig::delta(steps, 0.3, 50.0);
     let mut grids = Vec::new();
@@ -407,11 +426,12 @@ impl fmt::Display for MegReport {
 
 /// Times MEG iterations of `config` on random data in `[−1, 1]` (toy runs draw their own).
 pub fn meg(device: &Device, config: MegTrainConfig, repeats: usize) -> anyhow::Result<MegReport> {
+    config.validate()?;
     let data = match &config.data {
         MegData::Toy { .. } => None,
         MegData::Loaded { stacks, .. } => {
             let [c, h, w] = config.net.data_shape();
-            Some(Tensor::<4>::random([config.batch_size * 4 * stacks, c / stacks.max(&1), h, w], Distribution::Uniform(-1.0, 1.0), device))
+            Some(Tensor::<4>::random([config.batch_size * 4 * stacks, c / stacks, h, w], Distribution::Uniform(-1.0, 1.0), device))
         }
     };
     let nets = config.net.stacks()?.into_iter().map(|s| (s.name, s.spec)).collect();
@@ -430,10 +450,10 @@ pub fn meg(device: &Device, config: MegTrainConfig, repeats: usize) -> anyhow::R
     );
     let mut trainer = MegTrainer::new(config, data, device)?;
     let (iteration_s, peak_bytes) = timed(device, repeats, || {
-        device.sync().context("device sync")?;
-        let clock = Instant::now();
-        trainer.step()?;
-        Ok(clock.elapsed().as_secs_f64())
+        seconds(device, || {
+            trainer.step()?;
+            Ok(())
+        })
     })?;
     Ok(MegReport { setting, iteration_s, peak_bytes, reference })
 }
@@ -510,6 +530,7 @@ pub fn sweep_settings(n_f: usize, batch: usize, image_size: usize) -> Vec<(usize
 
 /// Times the explicit-gradient Langevin batch for every setting of [`sweep_settings`].
 pub fn sweep(device: &Device, n_f: usize, batch: usize, image_size: usize, steps: usize, repeats: usize) -> anyhow::Result<SweepReport> {
+    check_sizes(batch, steps)?;
     let config = LangevinConfig::short_run(steps);
     let mut rows = Vec::new();
     for (n_f, batch, image_size) in sweep_settings(n_f, batch, image_size) {

@@ -103,21 +103,29 @@ fn bench_sweep_meg_and_cascade_print_their_numbers() {
 }
 
 #[test]
-fn bench_names_what_went_wrong_with_the_reference() {
+fn bench_names_what_went_wrong_with_the_reference_and_its_sizes() {
     let dir = scratch("bench-bad");
     let silent = fake_python(&dir, "not json at all");
-    let base = ["bench", "--device", "flex", "--meg", "toy", "--batch", "8", "--repeats", "1"];
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--torch", "/nonexistent/python3"], "cannot run /nonexistent/python3"),
-        (vec!["--torch", "false"], "the PyTorch reference failed"),
-        (vec!["--torch", &silent], "printed no result"),
-        (vec!["--sweep"], "cannot be used with"),
+    let bench = ["bench", "--device", "flex", "--repeats", "1"];
+    let meg_toy = [&bench[..], &["--meg", "toy", "--batch", "8"]].concat();
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        ([&meg_toy[..], &["--torch", "/nonexistent/python3"]].concat(), "cannot run /nonexistent/python3"),
+        ([&meg_toy[..], &["--torch", "false"]].concat(), "the PyTorch reference failed"),
+        ([&meg_toy[..], &["--torch", &silent]].concat(), "printed no result"),
+        ([&meg_toy[..], &["--sweep"]].concat(), "cannot be used with"),
+        ([&bench[..], &["--meg", "stacked-mnist", "--stacks", "0"]].concat(), "1 to 8 stacks"),
     ];
-    for (extra, expected) in cases {
-        let out = trainer(&[&base[..], &extra].concat());
+    // Empty benchmarks, for every kind that takes a batch and a chain length.
+    for kind in [&[][..], &["--multigrid"][..], &["--sweep"][..]] {
+        for (size, expected) in [(["--batch", "0"], "--batch 0"), (["--steps", "0"], "--steps 0")] {
+            cases.push(([&bench[..], kind, &size[..]].concat(), expected));
+        }
+    }
+    for (args, expected) in cases {
+        let out = trainer(&args);
         let message = stderr(&out);
-        assert!(!out.status.success(), "{extra:?} should fail");
-        assert!(!message.contains("panicked"), "{extra:?} panicked: {message}");
-        assert!(message.contains(expected), "{extra:?}: expected {expected:?} in: {message}");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!message.contains("panicked"), "{args:?} panicked: {message}");
+        assert!(message.contains(expected), "{args:?}: expected {expected:?} in: {message}");
     }
 }
