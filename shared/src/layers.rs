@@ -63,11 +63,8 @@ impl Activation {
         match self {
             Self::Identity => y,
             Self::Relu => y.clamp_min(0.0),
-            Self::LeakyRelu { slope } => {
-                let negative = y.clone().lower_elem(0.0);
-                let scaled = y.clone().mul_scalar(slope);
-                y.mask_where(negative, scaled)
-            }
+            // burn's own op is one pass (comparison, scaling and select were three).
+            Self::LeakyRelu { slope } => burn::tensor::activation::leaky_relu(y, slope),
             Self::Tanh => y.tanh(),
         }
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAllocTrait};
+use peakmem_alloc::{PeakMemAlloc, PeakMemAllocTrait};
 use serde::{Deserialize, Serialize};
 use shared::StackSpec;
 use shared::layers::{OpSpec, Stack};
@@ -24,11 +24,16 @@ use crate::meg::{MegData, MegTrainConfig, MegTrainer, PenaltyForm};
 use crate::optim::AdamSettings;
 use crate::shortrun::{DataSource, TrainConfig, Trainer, data_spec};
 
+/// The heap allocator the `trainer` binary installs: mimalloc, which keeps freed pages for
+/// reuse — the CPU backend allocates a fresh tensor per operation, and with the system allocator
+/// every large one was a new mapping (page faults, and TLB shootdowns across rayon's threads when
+/// it was returned) —, wrapped in a counter so that benchmarks can report peak memory.
+pub static HEAP: PeakMemAlloc<mimalloc::MiMalloc> = PeakMemAlloc::new(mimalloc::MiMalloc);
+
 /// Peak memory that `work` needed above what was in use when it started: on devices whose
 /// allocator reports its pools (wgpu), the device memory the pools reserved during the work
 /// (pools keep their pages until a cleanup, so what they hold afterwards is their peak); on
-/// flex, the peak heap growth seen by the instrumented system allocator. `None` when neither
-/// is available (the `trainer` binary installs that allocator; library tests do not).
+/// flex, the peak heap growth seen by [`HEAP`]. `None` when neither is available (the `trainer` binary installs that allocator; library tests do not).
 fn peak_memory<T>(device: &Device, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Option<u64>)> {
     device.memory_cleanup();
     if let Some(before) = device.memory_pool_usage() {
@@ -36,10 +41,10 @@ fn peak_memory<T>(device: &Device, work: impl FnOnce() -> anyhow::Result<T>) -> 
         let after = device.memory_pool_usage().map_or(0, |usage| usage.bytes_reserved);
         return Ok((out, Some(after.saturating_sub(before.bytes_in_use))));
     }
-    INSTRUMENTED_SYSTEM.reset_peak_memory();
+    HEAP.reset_peak_memory();
     let out = work()?;
     // Any real work allocates: zero means the instrumented allocator is not the global one.
-    let peak = INSTRUMENTED_SYSTEM.get_peak_memory();
+    let peak = HEAP.get_peak_memory();
     Ok((out, (peak > 0).then_some(peak as u64)))
 }
 

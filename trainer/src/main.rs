@@ -347,9 +347,9 @@ struct BenchArgs {
     device: DeviceArgs,
 }
 
-/// The system allocator with a peak counter, so that `trainer bench` can report peak memory.
+/// mimalloc with a peak counter (see [`trainer::bench::HEAP`]).
 #[global_allocator]
-static ALLOCATOR: &peakmem_alloc::PeakMemAlloc<std::alloc::System> = &peakmem_alloc::INSTRUMENTED_SYSTEM;
+static ALLOCATOR: &peakmem_alloc::PeakMemAlloc<mimalloc::MiMalloc> = &trainer::bench::HEAP;
 
 fn main() {
     if let Err(error) = dispatch(Cli::parse().command) {
