@@ -129,3 +129,36 @@ fn bench_names_what_went_wrong_with_the_reference_and_its_sizes() {
         assert!(message.contains(expected), "{args:?}: expected {expected:?} in: {message}");
     }
 }
+
+/// The features of burn's CPU backend that one build of `package` for `target` enables.
+fn flex_features(package: &str, target: Option<&str>) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.args(["tree", "--locked", "--offline", "--prefix", "none", "-e", "features", "-i", "burn-flex", "-p", package]);
+    if let Some(target) = target {
+        command.args(["--target", target]);
+    }
+    let output = command.output().expect("run cargo tree");
+    assert!(output.status.success(), "cargo tree failed: {}", stderr(&output));
+    let mut features: Vec<String> = stdout(&output)
+        .lines()
+        .filter_map(|line| line.strip_prefix("burn-flex feature \""))
+        .filter_map(|rest| rest.split('"').next().map(str::to_string))
+        .collect();
+    features.sort();
+    features.dedup();
+    features
+}
+
+/// The workspace takes burn without default features; flex's threads and SIMD kernels were lost
+/// that way once (one core of two, scalar element-wise code: 1.4–2× slower). The native trainer
+/// must build flex with both, the browser runtime with SIMD (its wasm has no threads).
+#[test]
+fn flex_is_built_with_threads_and_simd() {
+    let native = flex_features("trainer", None);
+    assert!(native.iter().any(|f| f == "rayon") && native.iter().any(|f| f == "simd"), "trainer's flex features: {native:?}");
+    let wasm = flex_features("runtime-wasm", Some("wasm32-unknown-unknown"));
+    assert!(wasm.iter().any(|f| f == "simd"), "runtime-wasm's flex features on wasm32: {wasm:?}");
+    assert!(!wasm.iter().any(|f| f == "rayon"), "no threads on wasm32: {wasm:?}");
+}
