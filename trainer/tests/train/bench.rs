@@ -132,10 +132,11 @@ fn bench_names_what_went_wrong_with_the_reference_and_its_sizes() {
 
 /// The features of burn's CPU backend that one build of `package` for `target` enables.
 fn flex_features(package: &str, target: Option<&str>) -> Vec<String> {
+    // Not --offline: on a fresh machine the wasm-only crates are not downloaded yet at this point.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command.args(["tree", "--locked", "--offline", "--prefix", "none", "-e", "features", "-i", "burn-flex", "-p", package]);
+    command.args(["tree", "--locked", "--prefix", "none", "-e", "features", "-i", "burn-flex", "-p", package]);
     if let Some(target) = target {
         command.args(["--target", target]);
     }
