@@ -23,6 +23,7 @@ def main():
     n_f = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 2)
+    # (in, out, kernel, stride, padding, input side): ShortRunConfig's 32×32 net, as the example prints it.
     layers = [(3, n_f, 3, 1, 1, 32), (n_f, 2 * n_f, 4, 2, 1, 32), (2 * n_f, 4 * n_f, 4, 2, 1, 16),
               (4 * n_f, 8 * n_f, 4, 2, 1, 8), (8 * n_f, 1, 4, 1, 0, 4)]
     print(f"short-run net n_f {n_f}, batch {batch}, torch {torch.__version__}, {torch.get_num_threads()} threads")

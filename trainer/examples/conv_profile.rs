@@ -12,6 +12,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use shared::layers::OpSpec;
+use shared::nets::ShortRunConfig;
 
 /// Mean seconds of `work` over ten runs after one warm-up.
 fn seconds(mut work: impl FnMut()) -> f64 {
@@ -32,17 +34,15 @@ fn main() -> anyhow::Result<()> {
     let batch = args.next().transpose()?.unwrap_or(64);
     anyhow::ensure!(n_f > 0 && batch > 0, "N_F and BATCH must be at least 1");
     let device = Device::flex();
-    // The short-run net: (in channels, out channels, kernel, stride, padding, input side).
-    let layers = [
-        (3, n_f, 3, 1, 1, 32),
-        (n_f, 2 * n_f, 4, 2, 1, 32),
-        (2 * n_f, 4 * n_f, 4, 2, 1, 16),
-        (4 * n_f, 8 * n_f, 4, 2, 1, 8),
-        (8 * n_f, 1, 4, 1, 0, 4),
-    ];
+    // The layers as the trainer builds them (input shape of each from the spec's shapes).
+    let spec = ShortRunConfig::new().with_n_f(n_f).stack_spec()?;
+    let inputs = std::iter::once(spec.input).chain(spec.shapes()?);
     println!("short-run net n_f {n_f}, batch {batch}, flex");
     let (mut forward_total, mut backward_total) = (0.0, 0.0);
-    for (c_in, c_out, k, stride, padding, side) in layers {
+    for (layer, [c_in, side, _]) in spec.layers.iter().zip(inputs) {
+        let OpSpec::Conv { out_channels: c_out, kernel: k, stride, padding, .. } = layer.op else {
+            anyhow::bail!("the short-run net should hold convolutions only, found {:?}", layer.op);
+        };
         let x: Tensor<4> = Tensor::random([batch, c_in, side, side], Distribution::Normal(0.0, 1.0), &device);
         let weight: Tensor<4> = Tensor::random([c_out, c_in, k, k], Distribution::Normal(0.0, 0.1), &device);
         let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);

@@ -33,7 +33,8 @@ pub static HEAP: PeakMemAlloc<mimalloc::MiMalloc> = PeakMemAlloc::new(mimalloc::
 /// Peak memory that `work` needed above what was in use when it started: on devices whose
 /// allocator reports its pools (wgpu), the device memory the pools reserved during the work
 /// (pools keep their pages until a cleanup, so what they hold afterwards is their peak); on
-/// flex, the peak heap growth seen by [`HEAP`]. `None` when neither is available (the `trainer` binary installs that allocator; library tests do not).
+/// flex, the peak heap growth seen by [`HEAP`]. `None` when neither is available (the
+/// `trainer` binary installs that allocator; library tests do not).
 fn peak_memory<T>(device: &Device, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Option<u64>)> {
     device.memory_cleanup();
     if let Some(before) = device.memory_pool_usage() {
