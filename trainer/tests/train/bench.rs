@@ -36,7 +36,13 @@ fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
     let spec = dir.join("spec.json");
     let python = fake_python(&dir, r#"{"describe": "stand-in", "langevin_s": 0.5, "iteration_s": 2.0}"#);
     let args = ["bench", "--device", "flex", "--n-f", "8", "--batch", "8", "--steps", "4", "--repeats", "1"];
-    let out = trainer(&[&args[..], &["--reference-spec", spec.to_str().expect("utf-8"), "--torch", &python]].concat());
+    // One thread: the peaks then count what each chain holds, not how many of flex's per-thread
+    // scratch buffers happened to be alive at once (with two threads the 1.2 MiB peaks jitter).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([&args[..], &["--reference-spec", spec.to_str().expect("utf-8"), "--torch", &python]].concat())
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("run trainer");
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -46,7 +52,7 @@ fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
     assert!(peaks.iter().all(|&mib| mib > 0.01), "{text}");
     // Sampling keeps one tensor per layer for the explicit gradient and no tape: no more than
     // the taped chain (it held 33 % more while the trace kept pre-activations and outputs).
-    assert!(peaks[0] <= peaks[1] * 1.05, "the explicit chain should not need more memory than the tape: {text}");
+    assert!(peaks[0] <= peaks[1], "the explicit chain should not need more memory than the tape: {text}");
     // A training iteration holds the chain's activations and the tape of two forward passes.
     assert!(peaks[2] > peaks[0], "training should need more memory than sampling: {text}");
 
