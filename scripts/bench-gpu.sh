@@ -5,7 +5,8 @@
 # iteration, then the scaling table. Every `trainer bench --torch` prints the ratio
 # ours / PyTorch; logs go to OUT_DIR.
 #
-#   cargo build --release -p trainer            # here; the binary is carried to the GPU machine
+#   cargo build --release -p trainer --features wgpu-tuned   # here; carried to the GPU machine
+#   (also run it with a build without the feature: that is the autotune/fusion gain)
 #   bash scripts/bench-gpu.sh [TRAINER] [OUT_DIR] [PYTHON]
 #
 # Without a Vulkan loader on the machine, unpack libvulkan1 first (see the device notes in the

@@ -136,21 +136,24 @@ fn bench_names_what_went_wrong_with_the_reference_and_its_sizes() {
     }
 }
 
-/// The features of burn's CPU backend that one build of `package` for `target` enables.
-fn flex_features(package: &str, target: Option<&str>) -> Vec<String> {
+/// The features of the burn crate `krate` that one build of `package` for `target` enables.
+fn burn_features(krate: &str, package: &str, target: Option<&str>, features: &[&str]) -> Vec<String> {
     // Not --offline: on a fresh machine the wasm-only crates are not downloaded yet at this point.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command.args(["tree", "--locked", "--prefix", "none", "-e", "features", "-i", "burn-flex", "-p", package]);
+    command.args(["tree", "--locked", "--prefix", "none", "-e", "features", "-i", krate, "-p", package]);
     if let Some(target) = target {
         command.args(["--target", target]);
+    }
+    for feature in features {
+        command.args(["--features", feature]);
     }
     let output = command.output().expect("run cargo tree");
     assert!(output.status.success(), "cargo tree failed: {}", stderr(&output));
     let mut features: Vec<String> = stdout(&output)
         .lines()
-        .filter_map(|line| line.strip_prefix("burn-flex feature \""))
+        .filter_map(|line| line.strip_prefix(&format!("{krate} feature \"")))
         .filter_map(|rest| rest.split('"').next().map(str::to_string))
         .collect();
     features.sort();
@@ -159,13 +162,17 @@ fn flex_features(package: &str, target: Option<&str>) -> Vec<String> {
 }
 
 /// The workspace takes burn without default features; flex's threads and SIMD kernels were lost
-/// that way once (one core of two, scalar element-wise code: 1.4–2× slower). The native trainer
-/// must build flex with both, the browser runtime with SIMD (its wasm has no threads).
+/// that way once (one core of two, scalar element-wise code: 1.4–2× slower), and so were
+/// burn-wgpu's autotune and fusion (every convolution fell back to the naive direct kernel).
+/// The native trainer must build flex with both, the browser runtime with SIMD (its wasm has no
+/// threads), and the trainer's `wgpu-tuned` feature must reach burn-wgpu's autotune and fusion.
 #[test]
-fn flex_is_built_with_threads_and_simd() {
-    let native = flex_features("trainer", None);
+fn backends_are_built_with_their_fast_paths() {
+    let wgpu = burn_features("burn-wgpu", "trainer", None, &["wgpu-tuned"]);
+    assert!(wgpu.iter().any(|f| f == "autotune") && wgpu.iter().any(|f| f == "fusion"), "trainer's burn-wgpu features: {wgpu:?}");
+    let native = burn_features("burn-flex", "trainer", None, &[]);
     assert!(native.iter().any(|f| f == "rayon") && native.iter().any(|f| f == "simd"), "trainer's flex features: {native:?}");
-    let wasm = flex_features("runtime-wasm", Some("wasm32-unknown-unknown"));
+    let wasm = burn_features("burn-flex", "runtime-wasm", Some("wasm32-unknown-unknown"), &[]);
     assert!(wasm.iter().any(|f| f == "simd"), "runtime-wasm's flex features on wasm32: {wasm:?}");
     assert!(!wasm.iter().any(|f| f == "rayon"), "no threads on wasm32: {wasm:?}");
 }
