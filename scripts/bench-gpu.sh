@@ -6,7 +6,7 @@
 # ours / PyTorch; logs go to OUT_DIR.
 #
 #   cargo build --release -p trainer --features wgpu-tuned   # here; carried to the GPU machine
-#   (also run it with a build without the feature: that is the autotune/fusion gain)
+#   (also run it with a build without the feature: that is the autotune gain)
 #   bash scripts/bench-gpu.sh [TRAINER] [OUT_DIR] [PYTHON]
 #
 # Without a Vulkan loader on the machine, unpack libvulkan1 first (see the device notes in the
