@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::cli::{scratch, stderr, trainer};
+use super::cli::{scratch, stderr, trainer, trainer_command};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -38,7 +38,7 @@ fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
     let args = ["bench", "--device", "flex", "--n-f", "8", "--batch", "8", "--steps", "4", "--repeats", "1"];
     // One thread: the peaks then count what each chain holds, not how many of flex's per-thread
     // scratch buffers happened to be alive at once (with two threads the 1.2 MiB peaks jitter).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+    let out = trainer_command()
         .args([&args[..], &["--reference-spec", spec.to_str().expect("utf-8"), "--torch", &python]].concat())
         .env("RAYON_NUM_THREADS", "1")
         .output()
@@ -136,8 +136,9 @@ fn bench_names_what_went_wrong_with_the_reference_and_its_sizes() {
     }
 }
 
-/// The features of the burn crate `krate` that one build of `package` for `target` enables.
-fn burn_features(krate: &str, package: &str, target: Option<&str>, features: &[&str]) -> Vec<String> {
+/// The features of the burn crate `krate` that one build of `package` for `target`, with
+/// `package_features` switched on, enables.
+fn burn_features(krate: &str, package: &str, target: Option<&str>, package_features: &[&str]) -> Vec<String> {
     // Not --offline: on a fresh machine the wasm-only crates are not downloaded yet at this point.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
@@ -146,7 +147,7 @@ fn burn_features(krate: &str, package: &str, target: Option<&str>, features: &[&
     if let Some(target) = target {
         command.args(["--target", target]);
     }
-    for feature in features {
+    for feature in package_features {
         command.args(["--features", feature]);
     }
     let output = command.output().expect("run cargo tree");

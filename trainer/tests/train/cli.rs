@@ -3,8 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `trainer` binary under test, for callers that need to set its environment or directory.
+pub fn trainer_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+}
+
 pub fn trainer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer")
+    trainer_command().args(args).output().expect("run trainer")
 }
 
 pub fn scratch(name: &str) -> PathBuf {
@@ -334,7 +339,7 @@ fn report_smoke_budget_writes_every_table_with_numbers() {
     }
     let dir = scratch("report");
     let report_into = |name: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        let out = trainer_command()
             .current_dir(repository())
             .args(["report", "--budget", "smoke", "--device", "flex", "--out"])
             .arg(dir.join(name))

@@ -386,7 +386,7 @@ fn the_project_classifier_reads_held_out_digits() {
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("run trainer");
+    let out = crate::cli::trainer(args);
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
