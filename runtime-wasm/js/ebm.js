@@ -46,7 +46,10 @@ async function newInstance(wasmUrl) {
     compiledModule = await WebAssembly.compileStreaming(response).catch(async () =>
       WebAssembly.compile(await (await fetch(url)).arrayBuffer()));
   }
-  await glue.default({ module_or_path: compiledModule });
+  const exports = await glue.default({ module_or_path: compiledModule });
+  // The static constructors (cubecl's registries), once: the module exports them so that the
+  // linker does not re-run them at the start of every exported function (runtime-wasm/build.rs).
+  exports.__wasm_call_ctors?.();
   return { glue, alive: true };
 }
 

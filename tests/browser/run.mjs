@@ -218,6 +218,12 @@ async function main() {
   const gpuBrowser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
   try {
     const { page, pageErrors } = await openDemo(gpuBrowser, base, '?device=webgpu');
+    // Unless the module exports its static constructors, wasm-ld wraps every export in a call to
+    // them, which re-ran cubecl's registrations at each WebGPU dispatch (runtime-wasm/build.rs).
+    const wasmExports = await page.evaluate(async () =>
+      WebAssembly.Module.exports(await WebAssembly.compileStreaming(fetch('pkg/ebm_runtime_bg.wasm'))).map((e) => e.name));
+    check('the runtime exports its static constructors, so they run once instead of before every call',
+      wasmExports.includes('__wasm_call_ctors'), `${wasmExports.length} exports`);
     const badge = await page.locator('#backend').getAttribute('data-state');
     const badgeText = await page.locator('#backend').textContent();
     check('webgpu: the page runs on WebGPU and says so', badge === 'webgpu' && badgeText.startsWith('WebGPU'), badgeText);
