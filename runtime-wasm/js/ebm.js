@@ -109,7 +109,8 @@ async function readWithProgress(source, { onProgress, signal } = {}) {
 }
 
 /**
- * Creates a runtime. `device`: 'auto' (WebGPU, else CPU), 'webgpu' or 'cpu'.
+ * Creates a runtime. `device`: 'auto' (WebGPU on a hardware adapter, else the CPU: a software
+ * adapter such as SwiftShader is slower than the CPU backend), 'webgpu' or 'cpu'.
  * @param {{device?: 'auto'|'webgpu'|'cpu', wasmUrl?: string|URL}} [options]
  */
 export async function createRuntime(options = {}) {

@@ -135,10 +135,21 @@ pub async fn select(preference: Preference) -> Result<Backend, RuntimeError> {
         Preference::Cpu => Ok(Backend::cpu(None)),
         Preference::WebGpu => webgpu().await.map_err(RuntimeError::NoWebGpu),
         Preference::Auto => Ok(match webgpu().await {
-            Ok(backend) => backend,
+            Ok(backend) => match software_adapter(&backend.info) {
+                Some(why) => Backend::cpu(Some(why)),
+                None => backend,
+            },
             Err(why) => Backend::cpu(Some(format!("WebGPU is not available: {why}"))),
         }),
     }
+}
+
+/// Why `auto` passes over this WebGPU device, if it does: a software adapter (SwiftShader, a
+/// CPU emulation of a GPU) samples 12–30× slower than the CPU backend (bench page, batch ≥ 4).
+fn software_adapter(info: &BackendInfo) -> Option<String> {
+    let adapter = info.adapter.as_ref().filter(|adapter| adapter.device_type == "Cpu")?;
+    let name = if adapter.name.is_empty() { "the WebGPU adapter".to_string() } else { format!("the WebGPU adapter \"{}\"", adapter.name) };
+    Some(format!("{name} is a software renderer, slower than the CPU backend (ask for device \"webgpu\" to use it anyway)"))
 }
 
 async fn webgpu() -> Result<Backend, String> {
@@ -174,4 +185,26 @@ async fn webgpu() -> Result<Backend, String> {
     let destroy: Destroy = Rc::new(move || wgpu_device.destroy());
     WEBGPU.set(Some((backend.clone(), destroy)));
     Ok(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webgpu_info(device_type: &str, name: &str) -> BackendInfo {
+        let adapter = AdapterSummary { name: name.into(), vendor: 0, device_type: device_type.into(), backend: "BrowserWebGpu".into(), driver: String::new() };
+        BackendInfo { kind: "webgpu", adapter: Some(adapter), fallback_reason: None, max_buffer_bytes: 1 << 28 }
+    }
+
+    #[test]
+    fn auto_passes_over_software_adapters_only() {
+        let why = software_adapter(&webgpu_info("Cpu", "swiftshader")).expect("a software adapter is passed over");
+        assert!(why.contains("\"swiftshader\" is a software renderer"), "{why}");
+        let unnamed = software_adapter(&webgpu_info("Cpu", "")).expect("also without a name");
+        assert!(unnamed.starts_with("the WebGPU adapter is a software renderer"), "{unnamed}");
+        for hardware in ["DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Other"] {
+            assert_eq!(software_adapter(&webgpu_info(hardware, "gpu")), None, "{hardware}");
+        }
+        assert_eq!(software_adapter(&Backend::cpu(None).info), None);
+    }
 }

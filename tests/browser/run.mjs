@@ -224,6 +224,10 @@ async function main() {
       WebAssembly.Module.exports(await WebAssembly.compileStreaming(fetch('pkg/ebm_runtime_bg.wasm'))).map((e) => e.name));
     check('the runtime exports its static constructors, so they run once instead of before every call',
       wasmExports.includes('__wasm_call_ctors'), `${wasmExports.length} exports`);
+    // SwiftShader is a software adapter: 'auto' takes the faster CPU backend and says why.
+    const auto = await page.evaluate(async () => (await (await import('./pkg/ebm.js')).createRuntime({ device: 'auto' })).backend);
+    check('auto passes over a software WebGPU adapter for the CPU backend, saying why',
+      auto.kind === 'cpu' && /software renderer/.test(auto.fallbackReason ?? ''), JSON.stringify(auto));
     const badge = await page.locator('#backend').getAttribute('data-state');
     const badgeText = await page.locator('#backend').textContent();
     check('webgpu: the page runs on WebGPU and says so', badge === 'webgpu' && badgeText.startsWith('WebGPU'), badgeText);
