@@ -11,12 +11,15 @@ import torch
 import torch.nn.functional as F
 
 
-def seconds(work, runs=10):
+def seconds(work, runs=11):
+    """Median over `runs` after one warm-up, as the Rust example times."""
     work()
-    start = time.perf_counter()
+    times = []
     for _ in range(runs):
+        start = time.perf_counter()
         work()
-    return (time.perf_counter() - start) / runs
+        times.append(time.perf_counter() - start)
+    return sorted(times)[runs // 2]
 
 
 def main():

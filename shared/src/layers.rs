@@ -20,6 +20,7 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::cpu_conv;
 use crate::error::ArchError;
 
 /// Largest channel count, feature count or spatial side a stack accepts.
@@ -66,6 +67,16 @@ impl Activation {
             // burn's own op is one pass (comparison, scaling and select were three).
             Self::LeakyRelu { slope } => burn::tensor::activation::leaky_relu(y, slope),
             Self::Tanh => y.tanh(),
+        }
+    }
+
+    /// The slope of a LeakyReLU (0: ReLU) whose derivative its output alone decides, which
+    /// [`cpu_conv`] can fuse into a convolution.
+    fn fusable_slope(self) -> Option<f64> {
+        match self {
+            Self::Relu => Some(0.0),
+            Self::LeakyRelu { slope } if slope > 0.0 => Some(slope),
+            _ => None,
         }
     }
 
@@ -547,12 +558,14 @@ impl Block {
 
     fn apply_op(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.op {
-            Op::Conv(conv) => conv2d(
-                x,
-                conv.weight.val(),
-                conv.bias.as_ref().map(Param::val),
-                ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1),
-            ),
+            Op::Conv(conv) => {
+                let weight = conv.weight.val();
+                let bias = conv.bias.as_ref().map(Param::val);
+                match cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None) {
+                    Some(y) => y,
+                    None => conv2d(x, weight, bias, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
+                }
+            }
             Op::ConvTranspose(conv) => conv_transpose2d(
                 x,
                 conv.weight.val(),
@@ -572,11 +585,48 @@ impl Block {
         }
     }
 
+    /// The block's output in one CPU pass — convolution and LeakyReLU fused, see [`cpu_conv`] —
+    /// or `None` where the ops run one by one (a BatchNorm between them, another activation,
+    /// another backend).
+    fn forward_fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let (Op::Conv(conv), None, Some(slope)) = (&self.op, &self.norm, self.act.fusable_slope()) else {
+            return None;
+        };
+        let bias = conv.bias.as_ref().map(Param::val);
+        cpu_conv::conv2d(x, &conv.weight.val(), bias.as_ref(), conv.stride, conv.padding, Some(slope))
+    }
+
+    /// The cotangent of the block's input from that of its output in one CPU pass, given the
+    /// block's trace, or `None` where [`Block::forward_fused`] would not fuse.
+    fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace) -> Option<Tensor<4>> {
+        let (Op::Conv(conv), None, Some(slope), Some(outputs)) = (&self.op, &self.norm, self.act.fusable_slope(), &trace.activation) else {
+            return None;
+        };
+        let [_, _, h, w] = trace.input_dims;
+        cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)))
+    }
+
+    /// The block's output, fused where it can be.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if let Some(a) = self.forward_fused(&x) {
+            return a;
+        }
+        let h = self.apply_op(x);
+        let y = match &self.norm {
+            Some(norm) => norm.forward(h).0,
+            None => h,
+        };
+        self.act.apply(y)
+    }
+
     /// Cotangent of the operation's input given the cotangent of its output.
     fn op_backward(&self, grad: Tensor<4>, input_dims: [usize; 4]) -> Tensor<4> {
         let [n, c, h, w] = input_dims;
         match &self.op {
             Op::Conv(conv) => {
+                if let Some(input_grad) = cpu_conv::conv2d_input_grad(&grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], None) {
+                    return input_grad;
+                }
                 let [_, _, gh, gw] = grad.dims();
                 let [_, _, k, _] = conv.weight.dims();
                 // The transposed conv reproduces the input size only up to the rows the forward
@@ -686,14 +736,7 @@ pub struct Stack {
 impl Stack {
     /// Forward pass. `x`: `[N, C, H, W]` → output `[N, C', H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.blocks.iter().fold(x, |x, block| {
-            let h = block.apply_op(x);
-            let y = match &block.norm {
-                Some(norm) => norm.forward(h).0,
-                None => h,
-            };
-            block.act.apply(y)
-        })
+        self.blocks.iter().fold(x, |x, block| block.forward(x))
     }
 
     /// Forward pass that keeps what [`Stack::vjp`] needs.
@@ -702,6 +745,12 @@ impl Stack {
         let mut x = x;
         for block in &self.blocks {
             let input_dims = x.dims();
+            if let Some(a) = block.forward_fused(&x) {
+                // The fused activations are those whose output is what their derivative needs.
+                blocks.push(BlockTrace { input_dims, norm: None, activation: Some(a.clone()) });
+                x = a;
+                continue;
+            }
             let h = block.apply_op(x);
             let (y, norm) = match &block.norm {
                 Some(norm) => {
@@ -720,6 +769,9 @@ impl Stack {
     /// Vector–Jacobian product: the cotangent of the input for `cotangent` on the output.
     pub fn vjp(&self, trace: &Trace, cotangent: Tensor<4>) -> Tensor<4> {
         self.blocks.iter().zip(&trace.blocks).rev().fold(cotangent, |grad, (block, saved)| {
+            if let Some(input_grad) = block.backward_fused(&grad, saved) {
+                return input_grad;
+            }
             let grad = block.act.backward(grad, saved.activation.as_ref());
             let grad = match (&block.norm, &saved.norm) {
                 (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),

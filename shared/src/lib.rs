@@ -1,6 +1,7 @@
 //! Energy-based generative ConvNets shared by the native trainer and the browser runtime.
 //!
 //! - [`layers`]: feed-forward stacks with an explicit, differentiable input-gradient;
+//! - [`cpu_conv`]: their convolutions on burn's CPU backend, register-tiled with run-time SIMD;
 //! - [`nets`]: the network families of the four papers as `Config`s of stacks;
 //! - [`sampler`]: Langevin dynamics under every paper's convention, the multigrid cascade,
 //!   latent MALA, chain initialisations;
@@ -12,6 +13,7 @@
 //! the sampling path reads tensors back synchronously.
 #![warn(missing_docs)]
 
+pub mod cpu_conv;
 pub mod error;
 pub mod file;
 pub mod generate;

@@ -1,7 +1,8 @@
 //! Per-layer profile of the short-run net's convolutions on the CPU (flex): the forward
 //! convolution and the transposed convolution of the input gradient, with GFLOP/s, so that a
-//! slow layer shows before anyone optimises the wrong one. `scripts/conv-profile-torch.py`
-//! times the same layers in PyTorch.
+//! slow layer shows before anyone optimises the wrong one. Each is timed with burn's flex
+//! kernels and, where it applies, with `shared::cpu_conv` (what the stacks run);
+//! `scripts/conv-profile-torch.py` times the same layers in PyTorch.
 //!
 //!     cargo run --release -p trainer --example conv_profile -- [N_F [BATCH]]
 
@@ -12,18 +13,23 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use shared::cpu_conv;
 use shared::layers::OpSpec;
 use shared::nets::ShortRunConfig;
 
-/// Mean seconds of `work` over ten runs after one warm-up.
+/// Median seconds of `work` over eleven runs after one warm-up: this shared VM has spikes of
+/// 30–50 % that a mean would carry.
 fn seconds(mut work: impl FnMut()) -> f64 {
-    const RUNS: u32 = 10;
     work();
-    let start = Instant::now();
-    for _ in 0..RUNS {
-        work();
-    }
-    start.elapsed().as_secs_f64() / f64::from(RUNS)
+    let mut runs: Vec<f64> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +44,8 @@ fn main() -> anyhow::Result<()> {
     let spec = ShortRunConfig::new().with_n_f(n_f).stack_spec()?;
     let inputs = std::iter::once(spec.input).chain(spec.shapes()?);
     println!("short-run net n_f {n_f}, batch {batch}, flex");
-    let (mut forward_total, mut backward_total) = (0.0, 0.0);
+    // Seconds: forward with burn's kernels and as the stacks run, then the same for the input gradient.
+    let mut totals = [0.0; 4];
     for (layer, [c_in, side, _]) in spec.layers.iter().zip(inputs) {
         let OpSpec::Conv { out_channels: c_out, kernel: k, stride, padding, .. } = layer.op else {
             anyhow::bail!("the short-run net should hold convolutions only, found {:?}", layer.op);
@@ -54,16 +61,34 @@ fn main() -> anyhow::Result<()> {
         let flop = 2.0 * (batch * c_out * out_side * out_side * c_in * k * k) as f64;
         let forward = seconds(|| drop(conv2d(x.clone(), weight.clone(), None, options.clone()).into_data()));
         let backward = seconds(|| drop(conv_transpose2d(y.clone(), weight.clone(), None, transposed.clone()).into_data()));
-        forward_total += forward;
-        backward_total += backward;
+        // `None` where the layer stays on burn's kernels (see `cpu_conv::MIN_CHANNELS`).
+        let ours_forward = cpu_conv::conv2d(&x, &weight, None, stride, padding, None)
+            .map(|_| seconds(|| drop(cpu_conv::conv2d(&x, &weight, None, stride, padding, None).map(Tensor::into_data))));
+        let ours_backward = cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None)
+            .map(|_| seconds(|| drop(cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None).map(Tensor::into_data))));
+        totals[0] += forward;
+        totals[1] += ours_forward.unwrap_or(forward);
+        totals[2] += backward;
+        totals[3] += ours_backward.unwrap_or(backward);
+        let rate = |seconds: f64| format!("{:7.2} ms {:5.1} GFLOP/s", seconds * 1e3, flop / seconds / 1e9);
+        let ours = |seconds: Option<f64>, burn: f64| match seconds {
+            Some(seconds) => format!("{} ({:.2}×)", rate(seconds), burn / seconds),
+            None => format!("{:>33}", "(burn's)"),
+        };
         println!(
-            "{c_in:>4} → {c_out:<4} k{k} s{stride} {side:>2} px   forward {:7.2} ms {:6.1} GFLOP/s   input gradient {:7.2} ms {:6.1} GFLOP/s",
-            forward * 1e3,
-            flop / forward / 1e9,
-            backward * 1e3,
-            flop / backward / 1e9
+            "{c_in:>4} → {c_out:<4} k{k} s{stride} {side:>2} px | forward burn {} ours {} | input gradient burn {} ours {}",
+            rate(forward),
+            ours(ours_forward, forward),
+            rate(backward),
+            ours(ours_backward, backward)
         );
     }
-    println!("total: forward {:.1} ms, input gradient {:.1} ms", forward_total * 1e3, backward_total * 1e3);
+    let [forward, forward_ours, backward, backward_ours] = totals.map(|seconds| seconds * 1e3);
+    println!(
+        "total: burn's kernels {:.1} ms (forward {forward:.1}, input gradient {backward:.1}); as the stacks run {:.1} ms (forward {forward_ours:.1}, input gradient {backward_ours:.1}): {:.2}×",
+        forward + backward,
+        forward_ours + backward_ours,
+        (forward + backward) / (forward_ours + backward_ours)
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use shared::StackSpec;
-use shared::layers::Op;
+use shared::layers::{Op, OpSpec};
 use shared::nets::{FrameKind, FrameNetConfig, MegConfig, MegDataset, ModelSpec, MultigridConfig, MultigridVariant, ShortRunConfig};
 
 use shared::rng::HostRng;
@@ -14,11 +14,7 @@ use crate::common::{host, relative_error, scalar, uniform};
 /// batch-statistics BatchNorm couples samples, as it does in training.
 fn tiny_families() -> Vec<(String, StackSpec, usize)> {
     let mut out = Vec::new();
-    let mut add = |label: &str, model: ModelSpec, batch: usize| {
-        for stack in model.stacks().expect("valid tiny architecture") {
-            out.push((format!("{label}/{}", stack.name), stack.spec, batch));
-        }
-    };
+    let mut add = |label: &str, model: ModelSpec, batch: usize| out.extend(stacks_of(label, model, batch));
     add("short_run_16", ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(16).with_n_f(4)), 3);
     add("short_run_64", ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(64).with_n_f(2)), 2);
     for variant in [MultigridVariant::Matconvnet, MultigridVariant::Tensorflow, MultigridVariant::Pytorch] {
@@ -33,6 +29,12 @@ fn tiny_families() -> Vec<(String, StackSpec, usize)> {
         add(&format!("meg_{dataset:?}"), ModelSpec::Meg(MegConfig::new(dataset).with_width_divisor(16)), 3);
     }
     out
+}
+
+/// Every stack of `model` as (label/stack name, spec, batch).
+fn stacks_of(label: &str, model: ModelSpec, batch: usize) -> Vec<(String, StackSpec, usize)> {
+    let stacks = model.stacks().expect("valid architecture");
+    stacks.into_iter().map(|stack| (format!("{label}/{}", stack.name), stack.spec, batch)).collect()
 }
 
 /// Redraws every parameter at unit gain (He-normal weights, small random biases and BatchNorm
@@ -70,17 +72,19 @@ fn input_for(spec: &StackSpec, batch: usize, device: &Device) -> Tensor<4> {
     HostRng::new(77).uniform_tensor([batch, c, h, w], -1.0, 1.0, device)
 }
 
-/// Explicit gradient vs autodiff, on `device`, for the given architectures.
+/// Explicit gradient on `device` (where flex runs `shared::cpu_conv`'s kernels) vs autodiff
+/// on the same backend (burn's ops, one by one), for the given architectures, with the same
+/// host-drawn weights and inputs.
 fn check_against_autodiff(device: &Device, families: &[(String, StackSpec, usize)]) {
-    let device = device.clone().autodiff();
+    let ad = device.clone().autodiff();
     for (label, spec, batch) in families {
-        let stack = unit_gain(spec.init(&device).expect("init"), &device);
-        let x = input_for(spec, *batch, &device);
-        let (value, explicit) = stack.value_and_grad(x.clone());
-        let x_tracked = x.clone().require_grad();
-        let reference_value = stack.value(x_tracked.clone());
+        let stack = unit_gain(spec.init(device).expect("init"), device);
+        let (value, explicit) = stack.value_and_grad(input_for(spec, *batch, device));
+        let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
+        let x = input_for(spec, *batch, &ad).require_grad();
+        let reference_value = reference_stack.value(x.clone());
         let grads = reference_value.clone().sum().backward();
-        let reference = x_tracked.grad(&grads).expect("input gradient");
+        let reference = x.grad(&grads).expect("input gradient");
         let value_error = relative_error(&host(value), &host(reference_value));
         let grad_error = relative_error(&host(explicit), &host(reference));
         println!("{label}: value rel. error {value_error:.2e}, gradient rel. error vs autodiff {grad_error:.2e}");
@@ -210,6 +214,28 @@ device_tests!(explicit_gradient_matches_autodiff, explicit_gradient_matches_fini
 #[test]
 fn every_family_gradient_matches_autodiff_on_flex() {
     check_against_autodiff(&Device::flex(), &tiny_families());
+}
+
+/// On a plain flex device the convolutions of 16 or more channels run in `shared::cpu_conv`,
+/// fused with their LeakyReLU; under autodiff burn's ops run one by one. Nets wide enough for
+/// the fused path, with the same host-drawn weights and inputs, must agree.
+#[test]
+fn fused_cpu_convolutions_match_autodiff_on_flex() {
+    let flex = Device::flex();
+    let mut families = stacks_of("short_run n_f 16", ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(16).with_n_f(16)), 2);
+    families.extend(stacks_of("multigrid ÷4", ModelSpec::Multigrid(MultigridConfig::new().with_width_divisor(4)), 2));
+    for (label, spec, batch) in families {
+        let widths: Vec<usize> = std::iter::once(spec.input[0]).chain(spec.shapes().expect("shapes").iter().map(|s| s[0])).collect();
+        let wide_convs = spec
+            .layers
+            .iter()
+            .zip(widths.windows(2))
+            .filter(|(layer, w)| matches!(layer.op, OpSpec::Conv { .. }) && w[0].min(w[1]) >= shared::cpu_conv::MIN_CHANNELS)
+            .count();
+        assert!(wide_convs > 0, "{label} has no convolution wide enough for the fused path");
+        println!("{label}: {wide_convs} convolutions on the fused path");
+        check_against_autodiff(&flex, &[(label, spec, batch)]);
+    }
 }
 
 #[test]

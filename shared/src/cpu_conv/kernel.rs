@@ -1,0 +1,447 @@
+//! Convolutions on the CPU as implicit matrix products over channels-last data.
+//!
+//! flex lowers a convolution to im2col tiles and a general matrix product, then transposes the
+//! result back; on the energy nets' small images those copies cost about as much as the
+//! multiply. Here each output pixel reads its receptive field straight from a zero-padded
+//! channels-last copy of the input, one kernel row at a time (a contiguous run), and a register
+//! tile of a few pixels × 16 output channels accumulates with fused multiply-adds. `pulp`
+//! picks the instructions at run time (AVX2 + FMA on x86-64, NEON on ARM, SIMD128 in wasm)
+//! through a safe interface, so nothing here is `unsafe`.
+//!
+//! The input gradient of a strided convolution splits the input pixels into `stride²` classes
+//! by position modulo the stride; each class is an ordinary stride-1 product over the taps
+//! that reach it, so no multiply is spent on the zeros a dilated formulation would add.
+
+use std::cell::RefCell;
+
+use pulp::{Arch, Simd, WithSimd};
+
+/// Output channels one register tile accumulates.
+const BLOCK: usize = 16;
+/// Output pixels per parallel task.
+const CHUNK: usize = 48;
+/// Pixels moved together between layouts, so that each source line is reused while cached.
+const RUN: usize = 16;
+
+/// Geometry of a 2-D convolution with a square kernel, no dilation and no groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Channels of the convolution's input.
+    pub in_channels: usize,
+    /// Channels of its output.
+    pub out_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride, both axes.
+    pub stride: usize,
+    /// Zero padding, every side.
+    pub padding: usize,
+}
+
+impl ConvShape {
+    /// Output height and width.
+    pub fn out_size(&self) -> [usize; 2] {
+        let side = |size: usize| (size + 2 * self.padding - self.kernel) / self.stride + 1;
+        [side(self.height), side(self.width)]
+    }
+}
+
+/// `conv2d` of `input` `[batch, in_channels, height, width]` with `weight`
+/// `[out_channels, in_channels, kernel, kernel]` and an optional `bias` `[out_channels]`,
+/// followed by a LeakyReLU of slope `leaky` (0: ReLU) where given.
+/// Returns `[batch, out_channels, out_h, out_w]`, row-major.
+pub fn conv2d(shape: &ConvShape, input: &[f32], weight: &[f32], bias: Option<&[f32]>, leaky: Option<f32>) -> Vec<f32> {
+    let &ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding } = shape;
+    let [out_h, out_w] = shape.out_size();
+    let padded = ChannelsLast::new(input, None, batch, in_channels, [height, width], [padding, padding], [padding, padding]);
+    let bases: Vec<usize> = (0..batch)
+        .flat_map(|n| (0..out_h).flat_map(move |oh| (0..out_w).map(move |ow| (n, oh, ow))))
+        .map(|(n, oh, ow)| padded.offset(n, oh * stride, ow * stride))
+        .collect();
+    let taps: Vec<(usize, usize)> = (0..kernel).flat_map(|kh| (0..kernel).map(move |kw| (kh, kw))).collect();
+    let tap_offsets: Vec<usize> = taps.iter().map(|&(kh, kw)| padded.offset(0, kh, kw)).collect();
+    let packed = pack(&taps, in_channels, out_channels, |(kh, kw), c, o| weight[((o * in_channels + c) * kernel + kh) * kernel + kw]);
+    let row = padded_channels(out_channels);
+    let mut start = vec![0.0; row];
+    if let Some(bias) = bias {
+        start[..out_channels].copy_from_slice(bias);
+    }
+    let runs = runs(&tap_offsets, in_channels);
+    let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start };
+    let pixels = product.run(&bases);
+    recycle(padded.data);
+    let plane = out_h * out_w;
+    // Negative values times this: the activation without a branch on whether there is one.
+    let negative_scale = leaky.unwrap_or(1.0);
+    let mut out = vec![0.0; batch * out_channels * plane];
+    for_each_part(&mut out, out_channels * plane, |n, image| {
+        let pixels = &pixels[n * plane * row..][..plane * row];
+        for first in (0..plane).step_by(RUN) {
+            let run = first..plane.min(first + RUN);
+            for (o, channel) in image.chunks_exact_mut(plane).enumerate() {
+                for p in run.clone() {
+                    let value = pixels[p * row + o];
+                    channel[p] = if value < 0.0 { value * negative_scale } else { value };
+                }
+            }
+        }
+    });
+    recycle(pixels);
+    out
+}
+
+/// Gradient of `conv2d`'s input: `grad` `[batch, out_channels, out_h, out_w]` through the
+/// same `weight`, returned as `[batch, in_channels, height, width]`. Input pixels that no
+/// output reads (rows a stride skipped) get zero. With `leaky` = (the LeakyReLU's outputs,
+/// its slope), `grad` is the cotangent of those outputs and goes through the activation's
+/// derivative first.
+pub fn conv2d_input_grad(shape: &ConvShape, grad: &[f32], weight: &[f32], leaky: Option<(&[f32], f32)>) -> Vec<f32> {
+    let &ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding } = shape;
+    let [out_h, out_w] = shape.out_size();
+    // Input row `i` of class `i % stride` gathers output rows `i / stride + shift` over the
+    // taps `k` with `(i % stride + padding - k) % stride == 0`, `shift = (i % stride + padding - k) / stride`.
+    let axis_taps = |residue: usize| -> Vec<(usize, isize)> {
+        (0..kernel)
+            .filter(|&k| (residue + padding).abs_diff(k) % stride == 0)
+            .map(|k| (k, (residue as isize + padding as isize - k as isize).div_euclid(stride as isize)))
+            // Ascending shifts: a class's taps along a row then read adjacent pixels (one run).
+            .rev()
+            .collect()
+    };
+    let classes: Vec<Vec<(usize, isize)>> = (0..stride).map(axis_taps).collect();
+    let count = |residue: usize, size: usize| size.saturating_sub(residue).div_ceil(stride);
+    // Zero margins so that every shift of every class lands inside the padded gradient.
+    let margin = |size: usize, out: usize| -> [usize; 2] {
+        let mut lo = 0isize;
+        let mut hi = 0isize;
+        for (residue, taps) in classes.iter().enumerate() {
+            for &(_, shift) in taps {
+                lo = lo.max(-shift);
+                hi = hi.max(count(residue, size) as isize - 1 + shift - (out as isize - 1));
+            }
+        }
+        [lo as usize, hi as usize]
+    };
+    let [top, bottom] = margin(height, out_h);
+    let [left, right] = margin(width, out_w);
+    let padded = ChannelsLast::new(grad, leaky, batch, out_channels, [out_h, out_w], [top, left], [bottom, right]);
+    let row = padded_channels(in_channels);
+    let plane = height * width;
+    let mut out = vec![0.0; batch * in_channels * plane];
+    for (rh, rows) in classes.iter().enumerate() {
+        for (rw, cols) in classes.iter().enumerate() {
+            let [count_h, count_w] = [count(rh, height), count(rw, width)];
+            if rows.is_empty() || cols.is_empty() || count_h == 0 || count_w == 0 {
+                continue;
+            }
+            let taps: Vec<(usize, usize)> = rows.iter().flat_map(|&(kh, _)| cols.iter().map(move |&(kw, _)| (kh, kw))).collect();
+            let tap_offsets: Vec<usize> = rows
+                .iter()
+                .flat_map(|&(_, sh)| cols.iter().map(move |&(_, sw)| ((sh + top as isize) as usize, (sw + left as isize) as usize)))
+                .map(|(y, x)| padded.offset(0, y, x))
+                .collect();
+            let packed = pack(&taps, out_channels, in_channels, |(kh, kw), o, c| weight[((o * in_channels + c) * kernel + kh) * kernel + kw]);
+            let start = vec![0.0; row];
+            let bases: Vec<usize> = (0..batch)
+                .flat_map(|n| (0..count_h).flat_map(move |a| (0..count_w).map(move |b| (n, a, b))))
+                .map(|(n, a, b)| padded.offset(n, a, b))
+                .collect();
+            let runs = runs(&tap_offsets, out_channels);
+            let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start };
+            let pixels = product.run(&bases);
+            for_each_part(&mut out, in_channels * plane, |n, image| {
+                for a in 0..count_h {
+                    let line = (rh + a * stride) * width + rw;
+                    for first in (0..count_w).step_by(RUN) {
+                        let run = first..count_w.min(first + RUN);
+                        for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
+                            for b in run.clone() {
+                                channel[line + b * stride] = pixels[((n * count_h + a) * count_w + b) * row + c];
+                            }
+                        }
+                    }
+                }
+            });
+            recycle(pixels);
+        }
+    }
+    recycle(padded.data);
+    out
+}
+
+/// Output channels rounded up to whole register tiles.
+fn padded_channels(channels: usize) -> usize {
+    channels.div_ceil(BLOCK) * BLOCK
+}
+
+/// Weights as `[channel block][tap][input channel][BLOCK]`, zero past the last output channel.
+fn pack(taps: &[(usize, usize)], inputs: usize, outputs: usize, weight: impl Fn((usize, usize), usize, usize) -> f32) -> Vec<f32> {
+    let mut packed = vec![0.0; outputs.div_ceil(BLOCK) * taps.len() * inputs * BLOCK];
+    let mut slots = packed.chunks_exact_mut(BLOCK);
+    for block in 0..outputs.div_ceil(BLOCK) {
+        for &tap in taps {
+            for c in 0..inputs {
+                if let Some(slot) = slots.next() {
+                    for (j, value) in slot.iter_mut().enumerate().take(outputs.saturating_sub(block * BLOCK)) {
+                        *value = weight(tap, c, block * BLOCK + j);
+                    }
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// A zero-padded channels-last copy `[batch][rows][cols][channels]` of an NCHW tensor, times
+/// a LeakyReLU's derivative where one is given (see [`conv2d_input_grad`]).
+struct ChannelsLast {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    channels: usize,
+}
+
+impl ChannelsLast {
+    fn new(
+        nchw: &[f32],
+        leaky: Option<(&[f32], f32)>,
+        batch: usize,
+        channels: usize,
+        [height, width]: [usize; 2],
+        [top, left]: [usize; 2],
+        [bottom, right]: [usize; 2],
+    ) -> Self {
+        let rows = top + height + bottom;
+        let cols = left + width + right;
+        let mut data = zeroed(batch * rows * cols * channels);
+        let plane = height * width;
+        // Rows are written in order; the reads walk `channels` source lines at once.
+        for_each_part(&mut data, rows * cols * channels, |n, image| {
+            let source = &nchw[n * channels * plane..][..channels * plane];
+            let derivative = leaky.map(|(outputs, slope)| (&outputs[n * channels * plane..][..channels * plane], slope));
+            for (y, line) in image[top * cols * channels..].chunks_exact_mut(cols * channels).take(height).enumerate() {
+                for (x, pixel) in line[left * channels..].chunks_exact_mut(channels).take(width).enumerate() {
+                    for (c, value) in pixel.iter_mut().enumerate() {
+                        let at = c * plane + y * width + x;
+                        *value = match derivative {
+                            Some((outputs, slope)) if outputs[at] <= 0.0 => source[at] * slope,
+                            _ => source[at],
+                        };
+                    }
+                }
+            }
+        });
+        Self { data, rows, cols, channels }
+    }
+
+    /// Offset of pixel (`y`, `x`) of image `n`, in padded coordinates.
+    fn offset(&self, n: usize, y: usize, x: usize) -> usize {
+        ((n * self.rows + y) * self.cols + x) * self.channels
+    }
+}
+
+/// Taps as runs `(offset, length)` of adjacent input values: taps whose pixels neighbour
+/// each other in channels-last order (a kernel row) merge into one longer inner loop.
+fn runs(tap_offsets: &[usize], channels: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &offset in tap_offsets {
+        match runs.last_mut() {
+            Some((start, length)) if *start + *length == offset => *length += channels,
+            _ => runs.push((offset, channels)),
+        }
+    }
+    runs
+}
+
+/// `out[m][o] = start[o] + Σ_r Σ_i input[bases[m] + runs[r].0 + i] · packed[o / BLOCK][r, i][o % BLOCK]`,
+/// with the weights of each run consecutive.
+struct Product<'a> {
+    input: &'a [f32],
+    runs: &'a [(usize, usize)],
+    packed: &'a [f32],
+    start: &'a [f32],
+}
+
+impl Product<'_> {
+    /// One row of `start.len()` values per base.
+    fn run(&self, bases: &[usize]) -> Vec<f32> {
+        let row = self.start.len();
+        let mut out = zeroed(bases.len() * row);
+        for_each_part(&mut out, CHUNK * row, |i, out| {
+            let bases = &bases[i * CHUNK..][..out.len() / row];
+            Arch::new().dispatch(Tiles { product: self, bases, out });
+        });
+        out
+    }
+}
+
+/// The register-tiled loop over one task's pixels.
+struct Tiles<'a, 'b> {
+    product: &'a Product<'a>,
+    bases: &'b [usize],
+    out: &'b mut [f32],
+}
+
+impl WithSimd for Tiles<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        // Pixels × vectors per tile: 12 accumulators, leaving registers for the broadcast input.
+        match S::F32_LANES {
+            16 => self.run::<S, 12, 1>(simd),
+            8 => self.run::<S, 6, 2>(simd),
+            4 => self.run::<S, 3, 4>(simd),
+            1 => self.run::<S, 1, 16>(simd),
+            _ => self.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
+        }
+    }
+}
+
+impl Tiles<'_, '_> {
+    #[inline(always)]
+    fn run<S: Simd, const P: usize, const V: usize>(self, simd: S) {
+        let Product { input, runs, packed, start } = *self.product;
+        let row = start.len();
+        let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
+        for block in 0..row / BLOCK {
+            let weights = S::as_simd_f32s(&packed[block * per_block..][..per_block]).0;
+            let first = S::as_simd_f32s(&start[block * BLOCK..][..BLOCK]).0;
+            let first: [S::f32s; V] = core::array::from_fn(|v| first[v]);
+            let mut store = |pixel: usize, acc: &[S::f32s; V]| {
+                let target = S::as_mut_simd_f32s(&mut self.out[pixel * row + block * BLOCK..][..BLOCK]).0;
+                target[..V].copy_from_slice(acc);
+            };
+            let tiles = self.bases.chunks_exact(P);
+            let rest = tiles.remainder();
+            for (t, tile) in tiles.enumerate() {
+                let acc = tile_sum::<S, P, V>(simd, input, tile, runs, weights, first);
+                for (p, acc) in acc.iter().enumerate() {
+                    store(t * P + p, acc);
+                }
+            }
+            let done = self.bases.len() - rest.len();
+            for (p, base) in rest.iter().enumerate() {
+                let [acc] = tile_sum::<S, 1, V>(simd, input, core::slice::from_ref(base), runs, weights, first);
+                store(done + p, &acc);
+            }
+        }
+    }
+}
+
+/// Accumulators of `P` pixels × `V` vectors of output channels over every run.
+#[inline(always)]
+fn tile_sum<S: Simd, const P: usize, const V: usize>(
+    simd: S,
+    input: &[f32],
+    bases: &[usize],
+    runs: &[(usize, usize)],
+    weights: &[S::f32s],
+    first: [S::f32s; V],
+) -> [[S::f32s; V]; P] {
+    let mut acc = [first; P];
+    let mut next = 0;
+    for &(offset, length) in runs {
+        let run_weights = &weights[next..][..length * V];
+        next += length * V;
+        let rows: [&[f32]; P] = core::array::from_fn(|p| &input[bases[p] + offset..][..length]);
+        for (c, w) in run_weights.chunks_exact(V).enumerate() {
+            for p in 0..P {
+                let x = simd.splat_f32s(rows[p][c]);
+                for v in 0..V {
+                    acc[p][v] = simd.mul_add_f32s(x, w[v], acc[p][v]);
+                }
+            }
+        }
+    }
+    acc
+}
+
+thread_local! {
+    /// Spare buffers of this thread. The channels-last copies and the products' rows are
+    /// megabytes; allocated afresh, each 4 KiB page costs a fault on first touch, which on the
+    /// small nets took as long as the copy itself.
+    static SPARES: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` zeros, reusing a spare one where there is.
+fn zeroed(len: usize) -> Vec<f32> {
+    let mut buffer = SPARES.with(|spares| spares.borrow_mut().pop()).unwrap_or_default();
+    buffer.clear();
+    buffer.resize(len, 0.0);
+    buffer
+}
+
+/// Keeps `buffer` for a later [`zeroed`] (two at most: a convolution holds two at once).
+fn recycle(buffer: Vec<f32>) {
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < 2 {
+            spares.push(buffer);
+        }
+    });
+}
+
+/// Calls `task(i, part)` for each consecutive `part_len`-long part of `data` (the last may be
+/// shorter), on all cores where threads exist.
+fn for_each_part(data: &mut [f32], part_len: usize, task: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(part_len).enumerate().for_each(|(i, part)| task(i, part));
+    }
+    #[cfg(not(feature = "parallel"))]
+    data.chunks_mut(part_len).enumerate().for_each(|(i, part)| task(i, part));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiles other than the host's SIMD width (the 1-lane fallback, and pixel counts that
+    /// leave a remainder) give the dispatched product's sums.
+    #[test]
+    fn scalar_tiles_agree_with_dispatched_simd() {
+        let channels = 24;
+        let input: Vec<f32> = (0..40 * channels).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        let tap_offsets = [0, channels, 5 * channels, 9 * channels];
+        let runs = runs(&tap_offsets, channels);
+        assert_eq!(runs, [(0, 2 * channels), (5 * channels, channels), (9 * channels, channels)], "adjacent taps merge");
+        let taps = [(0, 0), (0, 1), (1, 0), (2, 0)];
+        let outputs = 20;
+        let packed = pack(&taps, channels, outputs, |(kh, kw), c, o| ((kh * 7 + kw * 3 + c + 2 * o) % 11) as f32 / 11.0 - 0.5);
+        let start: Vec<f32> = (0..padded_channels(outputs)).map(|o| o as f32 / 10.0).collect();
+        let product = Product { input: &input, runs: &runs, packed: &packed, start: &start };
+        let bases: Vec<usize> = (0..29).map(|p| p * channels).collect();
+        let dispatched = product.run(&bases);
+        for (pixels, scalar) in [1, 3, 6].map(|p| {
+            let mut out = vec![0.0; dispatched.len()];
+            let tiles = Tiles { product: &product, bases: &bases, out: &mut out };
+            match p {
+                1 => tiles.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
+                3 => tiles.run::<pulp::Scalar, 3, 16>(pulp::Scalar::new()),
+                _ => tiles.run::<pulp::Scalar, 6, 16>(pulp::Scalar::new()),
+            }
+            (p, out)
+        }) {
+            let worst = dispatched.iter().zip(&scalar).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 1e-4, "{pixels}-pixel scalar tiles differ by {worst}");
+        }
+        // One sum by hand: pixel 2, output channel 5.
+        let row = start.len();
+        let expected: f32 = start[5]
+            + taps
+                .iter()
+                .zip(tap_offsets)
+                .flat_map(|(&tap, offset)| (0..channels).map(move |c| (tap, offset, c)))
+                .map(|((kh, kw), offset, c)| input[2 * channels + offset + c] * (((kh * 7 + kw * 3 + c + 10) % 11) as f32 / 11.0 - 0.5))
+                .sum::<f32>();
+        assert!((dispatched[2 * row + 5] - expected).abs() < 1e-4, "{} vs {expected}", dispatched[2 * row + 5]);
+    }
+}

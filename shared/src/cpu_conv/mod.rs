@@ -1,0 +1,164 @@
+//! The energy nets' convolutions on burn's CPU backend (`flex`), through [`kernel`]'s
+//! register-tiled products instead of flex's im2col path.
+//!
+//! Only plain `flex` tensors (no autodiff context) of `f32` with at least [`MIN_CHANNELS`]
+//! input and output channels come here; everything else (GPUs, autodiff, an RGB input layer,
+//! a one-channel energy head) runs burn's own convolution. Results agree with burn's to float
+//! rounding (tests below).
+
+mod kernel;
+
+use burn::prelude::*;
+use burn::tensor::DType;
+
+pub use kernel::ConvShape;
+
+/// Fewest input and output channels taken here: narrower layers leave most of a 16-channel
+/// register tile empty, and flex is as fast on them.
+pub const MIN_CHANNELS: usize = 16;
+
+/// `conv2d(x, weight, bias)` with stride and padding on both axes, then a LeakyReLU of slope
+/// `leaky` (0: ReLU) where given, or `None` where burn's own ops should run.
+/// `x`: `[N, C, H, W]`, `weight`: `[C', C, K, K]`, `bias`: `[C']`.
+pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>) -> Option<Tensor<4>> {
+    let [batch, in_channels, height, width] = x.dims();
+    let [out_channels, _, _, _] = weight.dims();
+    let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel: weight.dims()[2], stride, padding };
+    if !applies(&shape, x, weight) || bias.is_some_and(|b| b.dims() != [out_channels] || b.dtype() != DType::F32) {
+        return None;
+    }
+    let bias = match bias {
+        Some(bias) => Some(host(bias)?),
+        None => None,
+    };
+    let out = kernel::conv2d(&shape, &host(x)?, &host(weight)?, bias.as_deref(), leaky.map(|slope| slope as f32));
+    let [out_h, out_w] = shape.out_size();
+    Some(Tensor::from_data(TensorData::new(out, [batch, out_channels, out_h, out_w]), &x.device()))
+}
+
+/// The input gradient of [`conv2d`]: `grad` `[N, C', H', W']` back through `weight`
+/// `[C', C, K, K]` to an input of `size` `[H, W]`, or `None` where burn's own ops should run.
+/// Rows and columns the stride skipped get zero. With `leaky` = (the LeakyReLU's outputs
+/// `[N, C', H', W']`, its slope), `grad` is the cotangent of those outputs and goes through
+/// the activation's derivative first.
+pub fn conv2d_input_grad(
+    grad: &Tensor<4>,
+    weight: &Tensor<4>,
+    stride: usize,
+    padding: usize,
+    size: [usize; 2],
+    leaky: Option<(&Tensor<4>, f64)>,
+) -> Option<Tensor<4>> {
+    let [batch, out_channels, grad_h, grad_w] = grad.dims();
+    let [_, in_channels, kernel, _] = weight.dims();
+    let [height, width] = size;
+    let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding };
+    if !applies(&shape, grad, weight) || shape.out_size() != [grad_h, grad_w] {
+        return None;
+    }
+    let outputs = match leaky {
+        Some((outputs, slope)) if outputs.dims() == grad.dims() && outputs.dtype() == DType::F32 => Some((host(outputs)?, slope as f32)),
+        Some(_) => return None,
+        None => None,
+    };
+    let leaky = outputs.as_ref().map(|(outputs, slope)| (outputs.as_slice(), *slope));
+    let out = kernel::conv2d_input_grad(&shape, &host(grad)?, &host(weight)?, leaky);
+    Some(Tensor::from_data(TensorData::new(out, [batch, in_channels, height, width]), &grad.device()))
+}
+
+/// Whether `shape` is a convolution this module computes for `data` (the input, or the
+/// output gradient) and `weight` `[out_channels, in_channels, K, K]`.
+fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>) -> bool {
+    let device = data.device();
+    let plain_cpu = !device.is_autodiff() && device == Device::flex();
+    let [wo, wi, kh, kw] = weight.dims();
+    plain_cpu
+        && data.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && [wo, wi] == [shape.out_channels, shape.in_channels]
+        && kh == kw
+        && shape.stride >= 1
+        && shape.kernel >= 1
+        && shape.height + 2 * shape.padding >= shape.kernel
+        && shape.width + 2 * shape.padding >= shape.kernel
+        && shape.in_channels.min(shape.out_channels) >= MIN_CHANNELS
+}
+
+/// A tensor's values, row-major. flex computes eagerly, so the read is ready at once, also in
+/// wasm where a read that had to wait would be refused.
+fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
+    tensor.clone().try_into_data().ok()?.try_into_vec::<f32>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use burn::tensor::activation::leaky_relu;
+    use burn::tensor::module::conv2d as burn_conv2d;
+    use burn::tensor::ops::ConvOptions;
+
+    fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).abs().max().into_scalar()
+    }
+
+    /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width.
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 7] = [
+        // batch, in, out, side, kernel, stride, padding
+        (3, 16, 32, 16, 4, 2, 1),
+        (2, 20, 33, 9, 4, 2, 1),
+        (2, 17, 16, 7, 3, 1, 1),
+        (1, 16, 24, 11, 5, 3, 2),
+        (2, 32, 16, 4, 4, 1, 0),
+        (1, 16, 18, 6, 2, 2, 0),
+        (2, 16, 16, 5, 3, 2, 0),
+    ];
+
+    #[test]
+    fn forward_and_input_gradient_match_burn() {
+        let device = Device::flex();
+        for ((batch, inputs, outputs, side, kernel, stride, padding), leaky) in SHAPES.into_iter().zip([None, Some(0.2), Some(0.0)].into_iter().cycle()) {
+            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}");
+            let x = Tensor::<4>::random([batch, inputs, side, side + 1], Distribution::Normal(0.0, 1.0), &device);
+            let weight = Tensor::<4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 0.1), &device);
+            let bias = Tensor::<1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
+            let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+            let activate = |y: Tensor<4>| leaky.map_or(y.clone(), |slope| leaky_relu(y, slope));
+            let ours = conv2d(&x, &weight, Some(&bias), stride, padding, leaky).expect("applies");
+            let reference = activate(burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()));
+            let forward = max_difference(ours, reference.clone());
+            assert!(forward < 1e-4, "{layer}: forward differs by {forward}");
+
+            // The input gradient against autodiff of burn's ops, for a random cotangent.
+            let cotangent = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let ad = device.clone().autodiff();
+            let tracked = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
+            let y = burn_conv2d(tracked.clone(), Tensor::from_data(weight.to_data(), &ad), Some(Tensor::from_data(bias.to_data(), &ad)), options);
+            let grads = (activate(y) * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
+            let expected = tracked.grad(&grads).expect("gradient");
+            let ours = conv2d_input_grad(&cotangent, &weight, stride, padding, [side, side + 1], leaky.map(|slope| (&reference, slope))).expect("applies");
+            let gradient = max_difference(ours, Tensor::from_data(expected.to_data(), &device));
+            assert!(gradient < 1e-4, "{layer}: input gradient differs by {gradient}");
+        }
+    }
+
+    #[test]
+    fn leaves_narrow_layers_and_autodiff_to_burn() {
+        let device = Device::flex();
+        let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
+        let rgb = Tensor::<4>::zeros([16, 3, 3, 3], &device);
+        assert!(conv2d(&x, &rgb, None, 1, 1, None).is_none(), "an RGB input layer is narrower than a tile");
+        let wide = Tensor::<4>::zeros([1, 16, 8, 8], &device);
+        let head = Tensor::<4>::zeros([1, 16, 4, 4], &device);
+        assert!(conv2d(&wide, &head, None, 1, 0, None).is_none(), "a one-channel head is narrower than a tile");
+        let ad = device.clone().autodiff();
+        let tracked = Tensor::<4>::zeros([1, 16, 8, 8], &ad);
+        let weight = Tensor::<4>::zeros([16, 16, 3, 3], &ad);
+        assert!(conv2d(&tracked, &weight, None, 1, 1, None).is_none(), "autodiff tensors need burn's op for their tape");
+        let square = Tensor::<4>::ones([1, 16, 8, 8], &device);
+        let kernel = Tensor::<4>::ones([16, 16, 3, 3], &device);
+        let sum: f32 = conv2d(&square, &kernel, None, 1, 1, None).expect("applies").slice([0..1, 0..1, 3..4, 3..4]).into_scalar();
+        assert_eq!(sum, 16.0 * 9.0, "an interior pixel sums 16 channels × 9 taps of ones");
+    }
+}
