@@ -4,7 +4,7 @@
 //! result back; on the energy nets' small images those copies cost about as much as the
 //! multiply. Here each output pixel reads its receptive field straight from a zero-padded
 //! channels-last copy of the input, one kernel row at a time (a contiguous run), and a register
-//! tile of a few pixels × 16 output channels accumulates with fused multiply-adds. `pulp`
+//! tile of a few pixels × 16 output channels accumulates with multiply-adds. `pulp`
 //! picks the instructions at run time (AVX2 + FMA on x86-64, NEON on ARM, SIMD128 in wasm)
 //! through a safe interface, so nothing here is `unsafe`.
 //!
@@ -355,7 +355,10 @@ fn tile_sum<S: Simd, const P: usize, const V: usize>(
             for p in 0..P {
                 let x = simd.splat_f32s(rows[p][c]);
                 for v in 0..V {
-                    acc[p][v] = simd.mul_add_f32s(x, w[v], acc[p][v]);
+                    // The `_e` form: a fused multiply-add where the CPU has one (x86-64 FMA,
+                    // NEON), a multiply and an add otherwise; the exact form falls back to a
+                    // software fma per lane in wasm, 14× slower than flex's kernels.
+                    acc[p][v] = simd.mul_add_e_f32s(x, w[v], acc[p][v]);
                 }
             }
         }
