@@ -295,10 +295,9 @@ impl WithSimd for Tiles<'_, '_> {
     fn with_simd<S: Simd>(self, simd: S) {
         // Pixels × vectors per tile: 12 accumulators, leaving registers for the broadcast input.
         match S::F32_LANES {
-            16 => self.run::<S, 12, 1>(simd),
             8 => self.run::<S, 6, 2>(simd),
             4 => self.run::<S, 3, 4>(simd),
-            1 => self.run::<S, 1, 16>(simd),
+            // The scalar fallback, and any width without a tile of its own.
             _ => self.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
         }
     }

@@ -11,7 +11,7 @@ mod kernel;
 use burn::prelude::*;
 use burn::tensor::DType;
 
-pub use kernel::ConvShape;
+use kernel::ConvShape;
 
 /// Fewest input and output channels taken here: narrower layers leave most of a 16-channel
 /// register tile empty, and flex is as fast on them.
