@@ -490,6 +490,8 @@ pub struct Block {
 #[derive(Debug, Clone)]
 struct BlockTrace {
     input_dims: [usize; 4],
+    /// The block's input, kept for [`Stack::parameter_vjp`] only.
+    input: Option<Tensor<4>>,
     /// Normalised input `x̂` and `1/√(var+ε)` `[1, C, 1, 1]` of a BatchNorm.
     norm: Option<(Tensor<4>, Tensor<4>)>,
     /// What the activation's derivative needs ([`Activation::saved`]).
@@ -619,6 +621,50 @@ impl Block {
         self.act.apply(y)
     }
 
+    /// The block's parameter gradients (visit order) for `grad` on its output, and the
+    /// cotangent of its input where `need_input`; `None` where there is no explicit path.
+    fn parameter_backward(&self, grad: Tensor<4>, saved: &BlockTrace, need_input: bool) -> Option<(Vec<Option<Tensor<1>>>, Option<Tensor<4>>)> {
+        let input = saved.input.as_ref()?;
+        if let (Op::Conv(conv), None, Some(slope), Some(outputs)) = (&self.op, &self.norm, self.act.fusable_slope(), &saved.activation) {
+            // Activation derivative applied inside the kernels, as in the fused forward pass.
+            let (weight, bias) = cpu_conv::conv2d_parameter_grads(input, &grad, &conv.weight.val(), conv.stride, conv.padding, Some((outputs, slope)))?;
+            let input_grad = need_input.then(|| match self.backward_fused(&grad, saved) {
+                Some(input_grad) => input_grad,
+                None => self.op_backward(self.act.backward(grad, Some(outputs)), saved.input_dims),
+            });
+            return Some((op_gradients(weight, bias, conv.bias.is_some()), input_grad));
+        }
+        let grad = self.act.backward(grad, saved.activation.as_ref());
+        let (grad, norm_gradients) = match (&self.norm, &saved.norm) {
+            (Some(norm), Some((normalised, inv_std))) => {
+                let channels = norm.gamma.dims()[0];
+                let per_channel = |t: Tensor<4>| Some(t.sum_dims(&[0, 2, 3]).reshape([channels]));
+                let gamma = per_channel(grad.clone() * normalised.clone());
+                let beta = per_channel(grad.clone());
+                // Running statistics receive no gradient.
+                (norm.backward(grad, normalised, inv_std), vec![gamma, beta, None, None])
+            }
+            (None, _) => (grad, Vec::new()),
+            (Some(_), None) => return None,
+        };
+        let op = match &self.op {
+            Op::Conv(conv) => {
+                let (weight, bias) = cpu_conv::conv2d_parameter_grads(input, &grad, &conv.weight.val(), conv.stride, conv.padding, None)?;
+                op_gradients(weight, bias, conv.bias.is_some())
+            }
+            Op::Dense(dense) => {
+                let [n, c, h, w] = saved.input_dims;
+                let [_, oc, oh, ow] = grad.dims();
+                let flat = grad.clone().reshape([n, oc * oh * ow]);
+                let weight = input.clone().reshape([n, c * h * w]).transpose().matmul(flat.clone());
+                op_gradients(weight, flat.sum_dim(0), dense.bias.is_some())
+            }
+            Op::ConvTranspose(_) => return None,
+        };
+        let input_grad = need_input.then(|| self.op_backward(grad, saved.input_dims));
+        Some(([op, norm_gradients].concat(), input_grad))
+    }
+
     /// Cotangent of the operation's input given the cotangent of its output.
     fn op_backward(&self, grad: Tensor<4>, input_dims: [usize; 4]) -> Tensor<4> {
         let [n, c, h, w] = input_dims;
@@ -653,6 +699,15 @@ impl Block {
             }
         }
     }
+}
+
+/// A weight's and bias's gradients, flattened, in visit order (no entry for an absent bias).
+fn op_gradients<const D: usize, const B: usize>(weight: Tensor<D>, bias: Tensor<B>, has_bias: bool) -> Vec<Option<Tensor<1>>> {
+    let mut out = vec![Some(weight.flatten(0, D - 1))];
+    if has_bias {
+        out.push(Some(bias.flatten(0, B - 1)));
+    }
+    out
 }
 
 /// `conv_transpose2d` whose output is exactly `size`. Backends reject output padding that is
@@ -741,13 +796,23 @@ impl Stack {
 
     /// Forward pass that keeps what [`Stack::vjp`] needs.
     pub fn forward_traced(&self, x: Tensor<4>) -> (Tensor<4>, Trace) {
+        self.traced(x, false)
+    }
+
+    /// Forward pass that keeps what [`Stack::parameter_vjp`] needs as well (each block's input).
+    pub fn forward_traced_for_parameters(&self, x: Tensor<4>) -> (Tensor<4>, Trace) {
+        self.traced(x, true)
+    }
+
+    fn traced(&self, x: Tensor<4>, keep_inputs: bool) -> (Tensor<4>, Trace) {
         let mut blocks = Vec::with_capacity(self.blocks.len());
         let mut x = x;
         for block in &self.blocks {
             let input_dims = x.dims();
+            let input = keep_inputs.then(|| x.clone());
             if let Some(a) = block.forward_fused(&x) {
                 // The fused activations are those whose output is what their derivative needs.
-                blocks.push(BlockTrace { input_dims, norm: None, activation: Some(a.clone()) });
+                blocks.push(BlockTrace { input_dims, input, norm: None, activation: Some(a.clone()) });
                 x = a;
                 continue;
             }
@@ -760,7 +825,7 @@ impl Stack {
                 None => (h, None),
             };
             let a = block.act.apply(y.clone());
-            blocks.push(BlockTrace { input_dims, norm, activation: block.act.saved(y, &a) });
+            blocks.push(BlockTrace { input_dims, input, norm, activation: block.act.saved(y, &a) });
             x = a;
         }
         (x, Trace { blocks })
@@ -779,6 +844,36 @@ impl Stack {
             };
             block.op_backward(grad, saved.input_dims)
         })
+    }
+
+    /// Whether [`Stack::parameter_vjp`] computes this stack's parameter gradients (on its
+    /// untracked copy): convolutions on the CPU backend (see [`cpu_conv`]) and dense layers
+    /// anywhere, with or without BatchNorm; not transposed convolutions.
+    pub fn has_explicit_parameter_gradients(&self) -> bool {
+        let on_cpu = self.device().inner() == Device::flex();
+        self.blocks.iter().all(|block| match block.op {
+            Op::Conv(_) => on_cpu,
+            Op::Dense(_) => true,
+            Op::ConvTranspose(_) => false,
+        })
+    }
+
+    /// The gradients of `⟨cotangent, output⟩` with respect to every float parameter, in the
+    /// module's visit order (`None` for running statistics), flattened — what burn's autodiff
+    /// would give for that loss, without a tape. `trace` comes from
+    /// [`Stack::forward_traced_for_parameters`]. `None` where
+    /// [`Stack::has_explicit_parameter_gradients`] is false (or the trace lacks the inputs).
+    pub fn parameter_vjp(&self, trace: &Trace, cotangent: Tensor<4>) -> Option<Vec<Option<Tensor<1>>>> {
+        let mut per_block = Vec::with_capacity(self.blocks.len());
+        let mut grad = Some(cotangent);
+        for (index, (block, saved)) in self.blocks.iter().zip(&trace.blocks).enumerate().rev() {
+            // The first block's input gradient is nobody's business here.
+            let (gradients, input_grad) = block.parameter_backward(grad?, saved, index > 0)?;
+            per_block.push(gradients);
+            grad = input_grad;
+        }
+        per_block.reverse();
+        Some(per_block.concat())
     }
 
     /// The same stack with every BatchNorm normalising by `mode` (a trained generator switches

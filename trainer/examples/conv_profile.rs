@@ -1,7 +1,8 @@
 //! Per-layer profile of the short-run net's convolutions on the CPU (flex): the forward
-//! convolution and the transposed convolution of the input gradient, with GFLOP/s, so that a
-//! slow layer shows before anyone optimises the wrong one. Each is timed with burn's flex
-//! kernels and, where it applies, with `shared::cpu_conv` (what the stacks run);
+//! convolution, the transposed convolution of the input gradient and the weight gradient, with
+//! GFLOP/s, so that a slow layer shows before anyone optimises the wrong one. The first two
+//! are timed with burn's flex kernels and, where it applies, with `shared::cpu_conv` (what the
+//! stacks run); the weight gradient with `shared::cpu_conv` (training's tape-free path);
 //! `scripts/conv-profile-torch.py` times the same layers in PyTorch.
 //!
 //!     cargo run --release -p trainer --example conv_profile -- [N_F [BATCH]]
@@ -44,8 +45,9 @@ fn main() -> anyhow::Result<()> {
     let spec = ShortRunConfig::new().with_n_f(n_f).stack_spec()?;
     let inputs = std::iter::once(spec.input).chain(spec.shapes()?);
     println!("short-run net n_f {n_f}, batch {batch}, flex");
-    // Seconds: forward with burn's kernels and as the stacks run, then the same for the input gradient.
-    let mut totals = [0.0; 4];
+    // Seconds: forward with burn's kernels and as the stacks run, the same for the input
+    // gradient, then the weight gradient.
+    let mut totals = [0.0; 5];
     for (layer, [c_in, side, _]) in spec.layers.iter().zip(inputs) {
         let OpSpec::Conv { out_channels: c_out, kernel: k, stride, padding, .. } = layer.op else {
             anyhow::bail!("the short-run net should hold convolutions only, found {:?}", layer.op);
@@ -66,6 +68,11 @@ fn main() -> anyhow::Result<()> {
             .map(|_| seconds(|| drop(cpu_conv::conv2d(&x, &weight, None, stride, padding, None).map(Tensor::into_data))));
         let ours_backward = cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None)
             .map(|_| seconds(|| drop(cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None).map(Tensor::into_data))));
+        let weight_grad = seconds(|| {
+            let (weight_grad, _) = cpu_conv::conv2d_parameter_grads(&x, &y, &weight, stride, padding, None).expect("flex f32 tensors");
+            drop(weight_grad.into_data());
+        });
+        totals[4] += weight_grad;
         totals[0] += forward;
         totals[1] += ours_forward.unwrap_or(forward);
         totals[2] += backward;
@@ -76,19 +83,21 @@ fn main() -> anyhow::Result<()> {
             None => format!("{:>33}", "(burn's)"),
         };
         println!(
-            "{c_in:>4} → {c_out:<4} k{k} s{stride} {side:>2} px | forward burn {} ours {} | input gradient burn {} ours {}",
+            "{c_in:>4} → {c_out:<4} k{k} s{stride} {side:>2} px | forward burn {} ours {} | input gradient burn {} ours {} | weight gradient {}",
             rate(forward),
             ours(ours_forward, forward),
             rate(backward),
-            ours(ours_backward, backward)
+            ours(ours_backward, backward),
+            rate(weight_grad)
         );
     }
-    let [forward, forward_ours, backward, backward_ours] = totals.map(|seconds| seconds * 1e3);
+    let [forward, forward_ours, backward, backward_ours, weight_grad] = totals.map(|seconds| seconds * 1e3);
     println!(
         "total: burn's kernels {:.1} ms (forward {forward:.1}, input gradient {backward:.1}); as the stacks run {:.1} ms (forward {forward_ours:.1}, input gradient {backward_ours:.1}): {:.2}×",
         forward + backward,
         forward_ours + backward_ours,
         (forward + backward) / (forward_ours + backward_ours)
     );
+    println!("weight gradients (ours): {weight_grad:.1} ms");
     Ok(())
 }

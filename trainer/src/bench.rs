@@ -156,6 +156,8 @@ pub struct BenchReport {
     pub autodiff_batch_s: f64,
     /// Median seconds per training iteration.
     pub train_iteration_s: f64,
+    /// The same with the parameter gradients from burn's autodiff (reference, same process).
+    pub tape_train_iteration_s: f64,
     /// Arithmetic of one batch (forward + input-gradient), in FLOP.
     pub batch_flop: f64,
     /// Langevin steps.
@@ -194,6 +196,13 @@ impl fmt::Display for BenchReport {
             self.train_iteration_s * 1e3,
             1.0 / self.train_iteration_s,
             mib(train_peak)
+        )?;
+        write!(
+            f,
+            "\n  training iteration, autodiff tape  : {:9.1} ms  ({:.2} it/s)   reference, same process; ratio {:.3}",
+            self.tape_train_iteration_s * 1e3,
+            1.0 / self.tape_train_iteration_s,
+            self.train_iteration_s / self.tape_train_iteration_s
         )
     }
 }
@@ -307,10 +316,18 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
     config.langevin = langevin_config;
     let reference = ReferenceSpec::ShortRun { net: spec.clone(), batch, langevin: langevin_config, data_noise: config.data_noise, adam: config.adam };
     let data = Tensor::<4>::random([batch * 4, 3, image_size, image_size], Distribution::Uniform(-1.0, 1.0), device);
-    let mut trainer = Trainer::new(config, data, device)?;
+    let mut trainer = Trainer::new(config.clone(), data.clone(), device)?;
     let (train_iteration_s, train_peak) = timed(device, repeats, || {
         seconds(device, || {
             trainer.step()?;
+            Ok(())
+        })
+    })?;
+    let mut tape_trainer = Trainer::new(config, data, device)?;
+    tape_trainer.explicit_gradients = false;
+    let (tape_train_iteration_s, _) = timed(device, repeats, || {
+        seconds(device, || {
+            tape_trainer.step()?;
             Ok(())
         })
     })?;
@@ -319,6 +336,7 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
         explicit_batch_s: chains.explicit_s,
         autodiff_batch_s: chains.autodiff_s,
         train_iteration_s,
+        tape_train_iteration_s,
         batch_flop: batch_flop(&spec, batch)? * steps as f64,
         steps,
         peak_bytes: [chains.explicit_peak, chains.autodiff_peak, train_peak],

@@ -91,6 +91,12 @@ impl Adam {
     /// One descent step on `module` with the gradients of the loss.
     pub fn step<M: Module>(&mut self, module: M, grads: &Gradients) -> M {
         let gradients = collect_gradients(&module, grads);
+        self.step_with_gradients(module, gradients)
+    }
+
+    /// One descent step with the gradient of every float parameter given flattened, in visit
+    /// order (`None`: the parameter is left alone), as [`collect_gradients`] lists them.
+    pub fn step_with_gradients<M: Module>(&mut self, module: M, gradients: Vec<Option<Tensor<1>>>) -> M {
         if self.moments.len() != gradients.len() {
             self.moments = vec![None; gradients.len()];
         }

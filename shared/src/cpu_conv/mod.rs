@@ -1,13 +1,18 @@
 //! The energy nets' convolutions on burn's CPU backend (`flex`), through [`kernel`]'s
-//! register-tiled products instead of flex's im2col path.
+//! register-tiled products instead of flex's im2col path: the forward pass and input gradient
+//! (sampling), and the weight and bias gradients (tape-free training, see
+//! [`crate::Stack::parameter_vjp`]).
 //!
-//! Only plain `flex` tensors (no autodiff context) of `f32` with at least [`MIN_CHANNELS`]
-//! input and output channels come here; everything else (GPUs, autodiff, an RGB input layer,
-//! a one-channel energy head) runs burn's own convolution. Results agree with burn's to float
+//! Only plain `flex` tensors (no autodiff context) of `f32` come here; the forward pass and
+//! input gradient also need at least [`MIN_CHANNELS`] input and output channels. Everything
+//! else (GPUs, autodiff, an RGB input layer's forward pass, a one-channel energy head) runs
+//! burn's own ops. The kernels read flex's buffers in place. Results agree with burn's to float
 //! rounding (tests below).
 
 mod kernel;
 
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -24,7 +29,7 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, strid
     let [batch, in_channels, height, width] = x.dims();
     let [out_channels, _, _, _] = weight.dims();
     let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel: weight.dims()[2], stride, padding };
-    if !applies(&shape, x, weight) || bias.is_some_and(|b| b.dims() != [out_channels] || b.dtype() != DType::F32) {
+    if !applies(&shape, x, weight, MIN_CHANNELS) || bias.is_some_and(|b| b.dims() != [out_channels] || b.dtype() != DType::F32) {
         return None;
     }
     let bias = match bias {
@@ -53,27 +58,60 @@ pub fn conv2d_input_grad(
     let [_, in_channels, kernel, _] = weight.dims();
     let [height, width] = size;
     let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding };
-    if !applies(&shape, grad, weight) || shape.out_size() != [grad_h, grad_w] {
+    if !applies(&shape, grad, weight, MIN_CHANNELS) || shape.out_size() != [grad_h, grad_w] {
         return None;
     }
-    let outputs = match leaky {
-        Some((outputs, slope)) if outputs.dims() == grad.dims() && outputs.dtype() == DType::F32 => Some((host(outputs)?, slope as f32)),
-        Some(_) => return None,
-        None => None,
-    };
-    let leaky = outputs.as_ref().map(|(outputs, slope)| (outputs.as_slice(), *slope));
+    let outputs = leaky_outputs(grad, leaky)?;
+    let leaky = outputs.as_ref().map(|(outputs, slope)| (&**outputs, *slope));
     let out = kernel::conv2d_input_grad(&shape, &host(grad)?, &host(weight)?, leaky);
     Some(Tensor::from_data(TensorData::new(out, [batch, in_channels, height, width]), &grad.device()))
 }
 
+/// The gradients of [`conv2d`]'s weight `[C', C, K, K]` and bias `[C']` for `grad`
+/// `[N, C', H', W']` on its output, given its input `x` `[N, C, H, W]`, or `None` where burn's
+/// autodiff should run. `leaky` as in [`conv2d_input_grad`]. Any channel count: the products
+/// run along the pixels, so an RGB input layer and a one-channel head fill the tiles too.
+pub fn conv2d_parameter_grads(
+    x: &Tensor<4>,
+    grad: &Tensor<4>,
+    weight: &Tensor<4>,
+    stride: usize,
+    padding: usize,
+    leaky: Option<(&Tensor<4>, f64)>,
+) -> Option<(Tensor<4>, Tensor<1>)> {
+    let [batch, in_channels, height, width] = x.dims();
+    let [out_channels, _, kernel, _] = weight.dims();
+    let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding };
+    let [_, grad_channels, grad_h, grad_w] = grad.dims();
+    if !applies(&shape, x, weight, 1) || !on_flex(grad) || [grad.dims()[0], grad_channels] != [batch, out_channels] || shape.out_size() != [grad_h, grad_w] {
+        return None;
+    }
+    let outputs = leaky_outputs(grad, leaky)?;
+    let leaky = outputs.as_ref().map(|(outputs, slope)| (&**outputs, *slope));
+    let (weight_grad, bias_grad) = kernel::conv2d_parameter_grads(&shape, &host(x)?, &host(grad)?, leaky);
+    let device = x.device();
+    Some((
+        Tensor::from_data(TensorData::new(weight_grad, [out_channels, in_channels, kernel, kernel]), &device),
+        Tensor::from_data(TensorData::new(bias_grad, [out_channels]), &device),
+    ))
+}
+
+/// The LeakyReLU outputs and slope of `leaky` on the host: `Some(None)` without one, `None`
+/// where they do not fit `grad`.
+fn leaky_outputs(grad: &Tensor<4>, leaky: Option<(&Tensor<4>, f64)>) -> Option<Option<(Host, f32)>> {
+    match leaky {
+        Some((outputs, slope)) if outputs.dims() == grad.dims() && on_flex(outputs) => Some(Some((host(outputs)?, slope as f32))),
+        Some(_) => None,
+        None => Some(None),
+    }
+}
+
 /// Whether `shape` is a convolution this module computes for `data` (the input, or the
-/// output gradient) and `weight` `[out_channels, in_channels, K, K]`.
-fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>) -> bool {
-    let device = data.device();
-    let plain_cpu = !device.is_autodiff() && device == Device::flex();
+/// output gradient) and `weight` `[out_channels, in_channels, K, K]`, with at least
+/// `min_channels` input and output channels.
+fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>, min_channels: usize) -> bool {
     let [wo, wi, kh, kw] = weight.dims();
-    plain_cpu
-        && data.dtype() == DType::F32
+    on_flex(data)
         && weight.dtype() == DType::F32
         && [wo, wi] == [shape.out_channels, shape.in_channels]
         && kh == kw
@@ -81,13 +119,44 @@ fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>) -> bool {
         && shape.kernel >= 1
         && shape.height + 2 * shape.padding >= shape.kernel
         && shape.width + 2 * shape.padding >= shape.kernel
-        && shape.in_channels.min(shape.out_channels) >= MIN_CHANNELS
+        && shape.in_channels.min(shape.out_channels) >= min_channels
 }
 
-/// A tensor's values, row-major. flex computes eagerly, so the read is ready at once, also in
-/// wasm where a read that had to wait would be refused.
-fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
-    tensor.clone().try_into_data().ok()?.try_into_vec::<f32>().ok()
+/// Whether `tensor` is a plain `f32` tensor of flex (no autodiff context).
+fn on_flex(tensor: &Tensor<4>) -> bool {
+    let device = tensor.device();
+    !device.is_autodiff() && device == Device::flex() && tensor.dtype() == DType::F32
+}
+
+/// A tensor's values, row-major: flex's own buffer where the tensor is contiguous (no copy of
+/// megabytes per call), else a copy. flex computes eagerly, so the values are ready at once,
+/// also in wasm where a read that had to wait would be refused.
+enum Host {
+    /// flex's buffer and the range the tensor covers.
+    Borrowed(FlexTensor, std::ops::Range<usize>),
+    /// A copy.
+    Owned(Vec<f32>),
+}
+
+impl std::ops::Deref for Host {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Self::Borrowed(tensor, range) => &tensor.storage::<f32>()[range.clone()],
+            Self::Owned(values) => values,
+        }
+    }
+}
+
+fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Host> {
+    if let Ok(flex) = tensor.clone().try_into_primitive::<Flex>()
+        && flex.dtype() == DType::F32
+        && let Some((start, end)) = flex.layout().contiguous_offsets()
+    {
+        return Some(Host::Borrowed(flex, start..end));
+    }
+    Some(Host::Owned(tensor.clone().try_into_data().ok()?.try_into_vec::<f32>().ok()?))
 }
 
 #[cfg(test)]
@@ -140,6 +209,40 @@ mod tests {
             let ours = conv2d_input_grad(&cotangent, &weight, stride, padding, [side, side + 1], leaky.map(|slope| (&reference, slope))).expect("applies");
             let gradient = max_difference(ours, Tensor::from_data(expected.to_data(), &device));
             assert!(gradient < 1e-4, "{layer}: input gradient differs by {gradient}");
+        }
+    }
+
+    #[test]
+    fn parameter_gradients_match_autodiff() {
+        let device = Device::flex();
+        // The paper shapes plus an RGB input layer and a one-channel head (any width goes here).
+        let narrow = [(2, 3, 16, 8, 3, 1, 1), (3, 40, 1, 4, 4, 1, 0), (2, 5, 7, 6, 3, 2, 1)];
+        for ((batch, inputs, outputs, side, kernel, stride, padding), leaky) in SHAPES.into_iter().chain(narrow).zip([Some(0.2), None, Some(0.0)].into_iter().cycle()) {
+            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}");
+            let x = Tensor::<4>::random([batch, inputs, side + 1, side], Distribution::Normal(0.0, 1.0), &device);
+            let weight = Tensor::<4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 0.1), &device);
+            let bias = Tensor::<1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
+            let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+            let activate = |y: Tensor<4>| leaky.map_or(y.clone(), |slope| leaky_relu(y, slope));
+            let activations = activate(burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()));
+            let cotangent = Tensor::<4>::random(activations.dims(), Distribution::Normal(0.0, 1.0), &device);
+
+            let ad = device.clone().autodiff();
+            let tracked_weight = Tensor::<4>::from_data(weight.to_data(), &ad).require_grad();
+            let tracked_bias = Tensor::<1>::from_data(bias.to_data(), &ad).require_grad();
+            let y = burn_conv2d(Tensor::from_data(x.to_data(), &ad), tracked_weight.clone(), Some(tracked_bias.clone()), options);
+            let grads = (activate(y) * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
+            let expected_weight = Tensor::<4>::from_data(tracked_weight.grad(&grads).expect("weight gradient").to_data(), &device);
+            let expected_bias = Tensor::<1>::from_data(tracked_bias.grad(&grads).expect("bias gradient").to_data(), &device);
+
+            let (weight_grad, bias_grad) = conv2d_parameter_grads(&x, &cotangent, &weight, stride, padding, leaky.map(|slope| (&activations, slope))).expect("applies");
+            // Sums over up to ~1000 pixels: tolerances relative to the gradients' size.
+            let scale = expected_weight.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let weight_error = max_difference(weight_grad, expected_weight) / scale;
+            assert!(weight_error < 1e-5, "{layer}: weight gradient differs by {weight_error} (relative)");
+            let bias_scale = expected_bias.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let bias_error = (bias_grad - expected_bias).abs().max().into_scalar::<f32>() / bias_scale;
+            assert!(bias_error < 1e-5, "{layer}: bias gradient differs by {bias_error} (relative)");
         }
     }
 

@@ -261,3 +261,72 @@ fn texture_net_runs_on_a_larger_canvas_than_it_was_built_for() {
     assert_eq!(grad.dims(), [1, 3, 64, 48]);
     assert!(scalar(value).is_finite());
 }
+
+/// Autodiff's gradient of every float parameter in visit order, flattened (`None` where the
+/// parameter received none: running statistics).
+fn autodiff_parameter_grads(stack: &shared::Stack, grads: &burn::tensor::Gradients) -> Vec<Option<Vec<f32>>> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Collect<'a>(&'a burn::tensor::Gradients, Vec<Option<Vec<f32>>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.1.push(param.val().grad(self.0).map(host));
+        }
+    }
+    let mut collect = Collect(grads, Vec::new());
+    stack.visit(&mut collect);
+    collect.1
+}
+
+/// The tape-free parameter gradients (`Stack::parameter_vjp`: `shared::cpu_conv` for the
+/// convolutions, fused with their LeakyReLU) against autodiff of burn's ops, for a random
+/// cotangent, on every family that has them; transposed convolutions (MEG generators) have
+/// none and say so.
+#[test]
+fn parameter_gradients_match_autodiff_on_flex() {
+    let flex = Device::flex();
+    let ad = flex.clone().autodiff();
+    let mut families = tiny_families();
+    families.extend(stacks_of("short_run n_f 16", ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(16).with_n_f(16)), 2));
+    families.extend(stacks_of("multigrid ÷4", ModelSpec::Multigrid(MultigridConfig::new().with_width_divisor(4)), 2));
+    let mut checked = 0;
+    for (label, spec, batch) in families {
+        let stack = unit_gain(spec.init(&flex).expect("init"), &flex);
+        let transposed = spec.layers.iter().any(|layer| matches!(layer.op, OpSpec::ConvTranspose { .. }));
+        assert_eq!(stack.has_explicit_parameter_gradients(), !transposed, "{label}");
+        let (out, trace) = stack.forward_traced_for_parameters(input_for(&spec, batch, &flex));
+        let cotangent = HostRng::new(5).uniform_tensor(out.dims(), -1.0, 1.0, &flex);
+        let explicit = stack.parameter_vjp(&trace, cotangent.clone());
+        if transposed {
+            assert!(explicit.is_none(), "{label}: transposed convolutions have no explicit parameter gradient");
+            continue;
+        }
+        let explicit = explicit.expect("explicit parameter gradients");
+        let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
+        let reference_out = reference_stack.forward(input_for(&spec, batch, &ad));
+        let grads = (reference_out * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
+        let reference = autodiff_parameter_grads(&reference_stack, &grads);
+        assert_eq!(explicit.len(), reference.len(), "{label}: one entry per parameter");
+        let names: Vec<String> = stack.parameters().into_iter().map(|(name, ..)| name).collect();
+        for ((name, ours), expected) in names.iter().zip(explicit).zip(reference) {
+            match (ours, expected) {
+                (Some(ours), Some(expected)) => {
+                    let ours = host(ours);
+                    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+                    // A bias before a batch-statistics BatchNorm has a zero gradient (the mean
+                    // cancels it): there both sides are rounding noise, compared absolutely.
+                    if norm(&expected) < 1e-5 {
+                        assert!(norm(&ours) < 1e-5, "{label} {name}: {} where autodiff has ≈ 0", norm(&ours));
+                        continue;
+                    }
+                    let error = relative_error(&ours, &expected);
+                    assert!(error < 1e-4, "{label} {name}: parameter gradient differs from autodiff ({error:.2e})");
+                }
+                (None, None) => {}
+                (ours, expected) => panic!("{label} {name}: explicit {:?} vs autodiff {:?}", ours.is_some(), expected.is_some()),
+            }
+        }
+        checked += 1;
+    }
+    println!("{checked} stacks checked");
+    assert!(checked >= 12, "only {checked} stacks had explicit parameter gradients");
+}

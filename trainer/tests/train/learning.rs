@@ -4,7 +4,7 @@ use burn::prelude::*;
 use trainer::commands;
 use trainer::data::Split;
 use trainer::metrics::{mse, pooled_mmd};
-use trainer::shortrun::{TrainError, Trainer};
+use trainer::shortrun::{self, TrainError, Trainer};
 
 use crate::{device_rng_lock, digits, host, tiny_config};
 
@@ -32,6 +32,42 @@ fn resume_after_interruption_reproduces_the_uninterrupted_run() {
         resumed.step().expect("step");
     }
     assert!(resumed.checkpoint().expect("checkpoint") == straight.checkpoint().expect("checkpoint"), "resumed run differs from the uninterrupted one");
+}
+
+/// Steps whose parameter gradients come without a tape (`Stack::parameter_vjp`, the default on
+/// flex) move the net as steps through burn's autodiff do: same energies, same updates.
+#[test]
+fn tape_free_steps_match_autodiff_steps() {
+    let _turn = device_rng_lock();
+    let device = Device::flex();
+    let data = digits(Split::Train, 200, &device);
+    // n_f 8: kernels for the parameter gradients only; n_f 16: fused input gradients as well.
+    for n_f in [8, 16] {
+        let mut config = tiny_config(3);
+        config.net = config.net.with_n_f(n_f);
+        config.batch_size = 8;
+        config.langevin.steps = 5;
+        let mut explicit = Trainer::new(config.clone(), data.clone(), &device).expect("trainer");
+        assert!(explicit.net.valid().has_explicit_parameter_gradients(), "flex nets take the tape-free path");
+        let mut tape = Trainer::new(config, data.clone(), &device).expect("trainer");
+        tape.explicit_gradients = false;
+        let values = |trainer: &Trainer| -> Vec<f32> {
+            trainer.net.valid().parameters().into_iter().flat_map(|(.., values)| shortrun::host_values(values).expect("f32")).collect()
+        };
+        let start = values(&explicit);
+        for _ in 0..3 {
+            let (ours, reference) = (explicit.step().expect("step"), tape.step().expect("step"));
+            for (what, a, b) in [("f(data)", ours.f_data, reference.f_data), ("f(samples)", ours.f_samples, reference.f_samples)] {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "n_f {n_f}, iteration {}: {what} {a} vs {b}", ours.iteration);
+            }
+        }
+        let moved = |trainer: &Trainer| -> Vec<f32> { values(trainer).iter().zip(&start).map(|(now, then)| now - then).collect() };
+        let (ours, reference) = (moved(&explicit), moved(&tape));
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let difference: Vec<f32> = ours.iter().zip(&reference).map(|(a, b)| a - b).collect();
+        let error = norm(&difference) / norm(&reference);
+        assert!(norm(&reference) > 0.0 && error < 1e-3, "n_f {n_f}: updates differ by {error:.2e} (relative)");
+    }
 }
 
 #[test]
