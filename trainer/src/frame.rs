@@ -28,6 +28,7 @@ use shared::nets::{FrameKind, FrameNetConfig, ModelSpec, Polarity, Role};
 use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
 
+use crate::contrastive::Contrastive;
 use crate::data::ImageSet;
 use crate::run::{open_checkpoint, seal_checkpoint};
 use crate::optim::{AdamSettings, LabSgdSettings, ParameterRole, Update, Updater, parameter_roles};
@@ -328,6 +329,9 @@ pub struct FrameTrainer {
     pub iteration: u64,
     /// The persistent chains `[M̃, C, H, W]` (empty for contrastive divergence).
     pub chains: Tensor<4>,
+    /// Take the parameter gradients without a tape where the net allows (see
+    /// [`crate::contrastive`]; the default), or always from burn's autodiff (`false`).
+    pub explicit_gradients: bool,
     data: FrameData,
     optimizer: Updater,
     roles: Vec<ParameterRole>,
@@ -354,7 +358,7 @@ impl FrameTrainer {
         let chains = Tensor::zeros([config.chain_count(), c, h * scale, w * scale], &device.clone().inner());
         let roles = parameter_roles(&net_spec(&config, config.layers_at(0))?)?;
         let optimizer = Updater::new(config.optimizer);
-        Ok(Self { config, net, iteration: 0, chains, data, optimizer, roles, rng, device: train_device })
+        Ok(Self { config, net, iteration: 0, chains, explicit_gradients: true, data, optimizer, roles, rng, device: train_device })
     }
 
     /// Resumes from checkpoint bytes, with the training images loaded again.
@@ -378,7 +382,7 @@ impl FrameTrainer {
         };
         let count = crate::optim::collect_parameter_count(&net);
         let optimizer = Updater::restore(state.config.optimizer, count, state.adam_step, |name| saved.remove(&name).map(|t| flat(t.values, &inner)));
-        let mut trainer = Self { config: state.config, net, iteration: state.iteration, chains, data, optimizer, roles, rng: state.rng, device: train_device };
+        let mut trainer = Self { config: state.config, net, iteration: state.iteration, chains, explicit_gradients: true, data, optimizer, roles, rng: state.rng, device: train_device };
         trainer.optimizer.set_lr(trainer.lr());
         Ok(trainer)
     }
@@ -490,12 +494,10 @@ impl FrameTrainer {
             ControlFlow::Continue(())
         });
         let synthesised = chain.x;
-        let observed = Tensor::from_inner(self.data.images.clone());
-        let f_observed = self.net.value(observed).mean();
         // A larger canvas counts by its share of pixels (mean response per position).
         let ratio = 1.0 / (self.config.chain_scale * self.config.chain_scale) as f64;
-        let f_synthesised = self.net.value(Tensor::from_inner(synthesised.clone())).mean().mul_scalar(ratio);
-        let mut parts = vec![f_observed.clone().inner().reshape([1]), f_synthesised.clone().inner().reshape([1]), synthesised.clone().abs().mean().reshape([1])];
+        let loss = Contrastive::new(&self.net, self.data.images.clone(), synthesised.clone(), [1.0, ratio], self.explicit_gradients);
+        let mut parts = vec![loss.f_positive.clone(), loss.f_negative.clone(), synthesised.clone().abs().mean().reshape([1])];
         parts.extend(reconstruction);
         let values = host_values(Tensor::cat(parts, 0)).unwrap_or_default();
         let value = |i: usize| values.get(i).copied().map_or(f64::NAN, f64::from);
@@ -510,9 +512,8 @@ impl FrameTrainer {
         if fo == 0.0 && fs == 0.0 {
             return Err(FrameTrainError::DeadTopLayer { iteration, layers });
         }
-        let loss = f_synthesised - f_observed;
-        let grads = loss.backward();
-        self.net = self.optimizer.step(self.net.clone(), &grads, &self.roles);
+        let gradients = loss.gradients(&self.net);
+        self.net = self.optimizer.step_with_gradients(self.net.clone(), gradients, &self.roles);
         if !cd {
             // Persistent chains continue from here; non-persistent ones are only shown.
             self.chains = synthesised;

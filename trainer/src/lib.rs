@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod classifier;
 pub mod commands;
+pub mod contrastive;
 pub mod data;
 pub mod device;
 pub mod eval;

@@ -35,6 +35,7 @@ use shared::nets::{ModelSpec, MultigridConfig, Polarity, Role};
 use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, Grid, LangevinConfig, NetDensity, NoiseSource, Observation, cascade, downscale, langevin};
 
+use crate::contrastive::Contrastive;
 use crate::data::ImageSet;
 use crate::metrics::{MaskedScores, masked_scores};
 use crate::run::{open_checkpoint, seal_checkpoint};
@@ -229,6 +230,9 @@ pub struct MultigridTrainer {
     pub nets: Vec<Stack>,
     /// Iterations completed.
     pub iteration: u64,
+    /// Take the parameter gradients without a tape where the nets allow (see
+    /// [`crate::contrastive`]; the default), or always from burn's autodiff (`false`).
+    pub explicit_gradients: bool,
     images: Tensor<4>,
     chains: Option<Tensor<4>>,
     updaters: Vec<Updater>,
@@ -263,7 +267,7 @@ impl MultigridTrainer {
         let roles = grid_roles(&config)?;
         let updaters = nets.iter().map(|_| Updater::new(config.optimizer)).collect();
         let chains = (config.method == Method::PersistentCd).then(|| images.clone());
-        Ok(Self { config, nets, iteration: 0, images, chains, updaters, roles, rng, device: train_device })
+        Ok(Self { config, nets, iteration: 0, explicit_gradients: true, images, chains, updaters, roles, rng, device: train_device })
     }
 
     /// Resumes from checkpoint bytes, with the training images loaded again.
@@ -294,7 +298,7 @@ impl MultigridTrainer {
             })
             .collect();
         let roles = grid_roles(&state.config)?;
-        Ok(Self { config: state.config, nets, iteration: state.iteration, images, chains, updaters, roles, rng: state.rng, device: train_device })
+        Ok(Self { config: state.config, nets, iteration: state.iteration, explicit_gradients: true, images, chains, updaters, roles, rng: state.rng, device: train_device })
     }
 
     /// Checkpoint bytes: the model, optimiser state, persistent chains, generator state.
@@ -372,10 +376,9 @@ impl MultigridTrainer {
         let mut readback = Vec::new();
         for ((net, side), syn) in self.nets.iter().zip(&self.config.net.grids).zip(&synthesised) {
             let obs = downscale(observed.clone(), IMAGE_SIZE / side);
-            let f_observed = net.value(Tensor::from_inner(obs)).mean();
-            let f_synthesised = net.value(Tensor::from_inner(syn.clone())).mean();
-            readback.extend([f_observed.clone().inner().reshape([1]), f_synthesised.clone().inner().reshape([1]), syn.clone().abs().mean().reshape([1])]);
-            losses.push(f_synthesised - f_observed);
+            let loss = Contrastive::new(net, obs, syn.clone(), [1.0, 1.0], self.explicit_gradients);
+            readback.extend([loss.f_positive.clone(), loss.f_negative.clone(), syn.clone().abs().mean().reshape([1])]);
+            losses.push(loss);
         }
         let finest = synthesised.last().cloned().unwrap_or_else(|| observed.clone());
         readback.push((finest - observed).abs().mean().reshape([1]));
@@ -395,9 +398,9 @@ impl MultigridTrainer {
         }
         let distance_to_data = value(3 * self.config.net.grids.len());
         for (g, loss) in losses.into_iter().enumerate() {
-            let grads = loss.backward();
+            let gradients = loss.gradients(&self.nets[g]);
             self.updaters[g].set_lr(lr);
-            self.nets[g] = self.updaters[g].step(self.nets[g].clone(), &grads, &self.roles[g]);
+            self.nets[g] = self.updaters[g].step_with_gradients(self.nets[g].clone(), gradients, &self.roles[g]);
         }
         if let (Some(chains), Some(last)) = (&mut self.chains, synthesised.last()) {
             *chains = chains.clone().slice_assign([first..first + count, 0..channels, 0..IMAGE_SIZE, 0..IMAGE_SIZE], last.clone());

@@ -212,6 +212,11 @@ impl LabSgd {
     /// is their negative) and the parameters' roles in visit order.
     pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, roles: &[ParameterRole]) -> M {
         let gradients = collect_gradients(&module, grads);
+        self.step_with_gradients(module, gradients, roles)
+    }
+
+    /// [`LabSgd::step`] with the gradients listed as [`collect_gradients`] lists them.
+    pub fn step_with_gradients<M: Module>(&mut self, module: M, gradients: Vec<Option<Tensor<1>>>, roles: &[ParameterRole]) -> M {
         let mut values = CollectValues(Vec::new());
         module.visit(&mut values);
         if self.velocity.len() != gradients.len() {
@@ -347,9 +352,15 @@ impl Updater {
     /// One step on `module` with the gradients of the loss to minimise; `roles` serve the lab
     /// update.
     pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, roles: &[ParameterRole]) -> M {
+        let gradients = collect_gradients(&module, grads);
+        self.step_with_gradients(module, gradients, roles)
+    }
+
+    /// [`Updater::step`] with the gradients listed as [`collect_gradients`] lists them.
+    pub fn step_with_gradients<M: Module>(&mut self, module: M, gradients: Vec<Option<Tensor<1>>>, roles: &[ParameterRole]) -> M {
         match self {
-            Self::Lab(lab) => lab.step(module, grads, roles),
-            Self::Adam(adam) => adam.step(module, grads),
+            Self::Lab(lab) => lab.step_with_gradients(module, gradients, roles),
+            Self::Adam(adam) => adam.step_with_gradients(module, gradients),
         }
     }
 }

@@ -23,6 +23,7 @@ use shared::rng::HostRng;
 use shared::sampler::{ChainInit, DeviceNoise, LangevinConfig, NetDensity, langevin};
 use shared::Stack;
 
+use crate::contrastive::Contrastive;
 use crate::run::TRAINING_KEY;
 use crate::optim::{Adam, AdamSettings};
 
@@ -200,23 +201,6 @@ pub enum TrainError {
     },
 }
 
-/// How a step gets its parameter gradients.
-enum Backward {
-    /// burn's autodiff of this loss.
-    Tape(Box<Tensor<1>>),
-    /// Without a tape.
-    Explicit(Box<TapeFree>),
-}
-
-/// [`Stack::parameter_vjp`] of the traced pass over `batch` (data, then samples), with
-/// `cotangent` on its output: `weights` `[2m]` (∂loss/∂f per image) spread over the output.
-struct TapeFree {
-    trace: shared::layers::Trace,
-    cotangent: Tensor<4>,
-    batch: Tensor<4>,
-    weights: Tensor<1>,
-}
-
 /// State saved in a checkpoint's manifest under `"training"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TrainState {
@@ -236,8 +220,8 @@ pub struct Trainer {
     pub adam: Adam,
     /// Iterations completed.
     pub iteration: u64,
-    /// Take the parameter gradients without a tape where the net allows
-    /// ([`Stack::parameter_vjp`]; the default), or always from burn's autodiff (`false`, for
+    /// Take the parameter gradients without a tape where the net allows (see
+    /// [`crate::contrastive`]; the default), or always from burn's autodiff (`false`, for
     /// comparisons).
     pub explicit_gradients: bool,
     rng: HostRng,
@@ -368,25 +352,9 @@ impl Trainer {
             ControlFlow::Continue(())
         });
 
-        // The loss −(mean f(data) − mean f(samples)) and its parameter gradients: without a
-        // tape where the net allows (one traced pass over data and samples together), else by
-        // burn's autodiff.
-        let explicit = self.explicit_gradients && sampler.has_explicit_parameter_gradients();
-        let (f_data, f_samples, backward) = if explicit {
-            let batch = Tensor::cat(vec![observed, chain.x.clone()], 0);
-            let (out, trace) = sampler.forward_traced_for_parameters(batch.clone());
-            let [n, c, h, w] = out.dims();
-            let values = out.reshape([n, c * h * w]).sum_dim(1).reshape([n]);
-            // ∂loss/∂f per sample: −1/m on the data, +1/m on the samples.
-            let weights = host_tensor([-1.0 / m as f32, 1.0 / m as f32].map(|weight| vec![weight; m]).concat(), &inner);
-            let cotangent = weights.clone().reshape([n, 1, 1, 1]).expand([n, c, h, w]);
-            let f = (values.clone().slice(0..m).mean(), values.slice(m..n).mean());
-            (f.0, f.1, Backward::Explicit(Box::new(TapeFree { trace, cotangent, batch, weights })))
-        } else {
-            let f_data = self.net.value(Tensor::from_inner(observed)).mean();
-            let f_samples = self.net.value(Tensor::from_inner(chain.x.clone())).mean();
-            (f_data.clone().inner(), f_samples.clone().inner(), Backward::Tape(Box::new(f_samples - f_data)))
-        };
+        // Minimise −(mean f(data) − mean f(samples)).
+        let loss = Contrastive::new(&self.net, observed, chain.x.clone(), [1.0, 1.0], self.explicit_gradients);
+        let (f_data, f_samples) = (loss.f_positive.clone(), loss.f_negative.clone());
         let sample_abs_mean = chain.x.abs().mean().reshape([1]);
         let steps = config.langevin.steps.max(1) as f64;
         let summary = Tensor::cat(vec![f_data.reshape([1]), f_samples.reshape([1]), norm_sum.div_scalar(steps), sample_abs_mean], 0);
@@ -399,20 +367,8 @@ impl Trainer {
             return Err(TrainError::Diverged { iteration, f_data: fd, f_samples: fs, sample_abs_mean: sa });
         }
         self.adam.settings.lr = lr;
-        self.net = match backward {
-            Backward::Tape(loss) => self.adam.step(self.net.clone(), &loss.backward()),
-            Backward::Explicit(tape_free) => {
-                let TapeFree { trace, cotangent, batch, weights } = *tape_free;
-                match sampler.parameter_vjp(&trace, cotangent) {
-                    Some(gradients) => self.adam.step_with_gradients(self.net.clone(), gradients),
-                    // Parameters of another float type: the kernels decline, the tape does it.
-                    None => {
-                        let loss = (self.net.value(Tensor::from_inner(batch)) * Tensor::from_inner(weights)).sum();
-                        self.adam.step(self.net.clone(), &loss.backward())
-                    }
-                }
-            }
-        };
+        let gradients = loss.gradients(&self.net);
+        self.net = self.adam.step_with_gradients(self.net.clone(), gradients);
         self.iteration = iteration;
         Ok(Metrics { iteration, f_data: fd, f_samples: fs, grad_norm: gn, lr, data_noise, sample_abs_mean: sa })
     }

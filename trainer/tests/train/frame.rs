@@ -44,6 +44,34 @@ fn lab(config: &mut FrameTrainConfig) -> &mut LabSgdSettings {
     }
 }
 
+/// Tape-free steps (chains on a canvas twice the data's side, so data and samples get a traced
+/// pass each, the samples' term weighted by ¼) move the net as autodiff steps do.
+#[test]
+fn tape_free_steps_match_autodiff_steps() {
+    let _lock = crate::device_rng_lock();
+    let device = Device::flex();
+    let mut config = small_texture_config(16);
+    config.chain_scale = 2;
+    let data = textures(&["brick"], 16, MeanKind::PerChannel, &device);
+    let mut explicit = FrameTrainer::new(config.clone(), data.clone(), &device).expect("trainer");
+    assert!(explicit.net.valid().has_explicit_parameter_gradients(), "flex nets take the tape-free path");
+    let mut tape = FrameTrainer::new(config, data, &device).expect("trainer");
+    tape.explicit_gradients = false;
+    let values = |trainer: &FrameTrainer| -> Vec<f32> {
+        trainer.net.valid().parameters().into_iter().flat_map(|(.., values)| host_values(values).expect("f32")).collect()
+    };
+    let start = values(&explicit);
+    for _ in 0..3 {
+        let (ours, reference) = (explicit.step().expect("step"), tape.step().expect("step"));
+        for (a, b) in [(ours.f_observed, reference.f_observed), (ours.f_synthesised, reference.f_synthesised)] {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "iteration {}: f {a} vs {b}", ours.iteration);
+        }
+    }
+    let moved = |trainer: &FrameTrainer| -> Vec<f32> { values(trainer).iter().zip(&start).map(|(now, then)| now - then).collect() };
+    let error = crate::relative_difference(&moved(&explicit), &moved(&tape));
+    assert!(error < 1e-3, "updates differ by {error:.2e} (relative)");
+}
+
 /// The moment-matching property: after learning, the persistent chains' mean first-layer
 /// responses match the training texture's far better than white noise of the texture's own
 /// variance does, and far better than the zero start.

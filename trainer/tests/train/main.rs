@@ -51,6 +51,15 @@ pub fn tiny_config(iterations: u64) -> TrainConfig {
     config
 }
 
+/// `‖a − b‖ / ‖b‖`, asserting `b` is not all zeros.
+pub fn relative_difference(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    let reference = norm(&mut b.iter().copied());
+    assert!(reference > 0.0, "the reference is all zeros");
+    norm(&mut a.iter().zip(b).map(|(x, y)| x - y)) / reference
+}
+
 /// Host values of a tensor.
 pub fn host(t: Tensor<4>) -> Vec<f32> {
     shortrun::host_values(t).expect("f32")

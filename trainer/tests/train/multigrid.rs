@@ -68,6 +68,29 @@ fn training_step_runs_every_grid_on_wgpu() {
     }
 }
 
+/// Tape-free steps (BatchNorm between the convolutions, so data and samples get a traced pass
+/// each) move every grid's net as autodiff steps do under the lab update.
+#[test]
+fn tape_free_steps_match_autodiff_steps() {
+    let _lock = crate::device_rng_lock();
+    let device = Device::flex();
+    let images = digits64(Split::Train, 8, &device);
+    let mut explicit = MultigridTrainer::new(small_config(Method::Multigrid), images.clone(), &device).expect("trainer");
+    assert!(explicit.nets.iter().all(|net| net.valid().has_explicit_parameter_gradients()), "flex nets take the tape-free path");
+    let mut tape = MultigridTrainer::new(small_config(Method::Multigrid), images, &device).expect("trainer");
+    tape.explicit_gradients = false;
+    let start = parameters(&explicit);
+    for _ in 0..2 {
+        let ((ours, _), (reference, _)) = (explicit.step().expect("step"), tape.step().expect("step"));
+        for (a, b) in ours.f_observed.iter().chain(&ours.f_synthesised).zip(reference.f_observed.iter().chain(&reference.f_synthesised)) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "iteration {}: f {a} vs {b}", ours.iteration);
+        }
+    }
+    let moved = |trainer: &MultigridTrainer| -> Vec<f32> { parameters(trainer).iter().zip(&start).map(|(now, then)| now - then).collect() };
+    let error = crate::relative_difference(&moved(&explicit), &moved(&tape));
+    assert!(error < 1e-3, "updates differ by {error:.2e} (relative)");
+}
+
 /// The baselines learn the 64×64 net alone with their own chains.
 #[test]
 fn baselines_use_the_finest_net_with_their_chains() {
