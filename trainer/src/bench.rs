@@ -199,7 +199,7 @@ impl fmt::Display for BenchReport {
         )?;
         write!(
             f,
-            "\n  training iteration, autodiff tape  : {:9.1} ms  ({:.2} it/s)   reference, same process; ratio {:.3}",
+            "\n  training iteration, autodiff tape : {:9.1} ms  ({:.2} it/s)   reference, same process; ratio {:.3}",
             self.tape_train_iteration_s * 1e3,
             1.0 / self.tape_train_iteration_s,
             self.train_iteration_s / self.tape_train_iteration_s
@@ -316,21 +316,19 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
     config.langevin = langevin_config;
     let reference = ReferenceSpec::ShortRun { net: spec.clone(), batch, langevin: langevin_config, data_noise: config.data_noise, adam: config.adam };
     let data = Tensor::<4>::random([batch * 4, 3, image_size, image_size], Distribution::Uniform(-1.0, 1.0), device);
-    let mut trainer = Trainer::new(config.clone(), data.clone(), device)?;
-    let (train_iteration_s, train_peak) = timed(device, repeats, || {
-        seconds(device, || {
-            trainer.step()?;
-            Ok(())
+    // Median seconds and peak memory of a training iteration, tape-free or through the tape.
+    let iteration = |explicit_gradients: bool| -> anyhow::Result<(f64, Option<u64>)> {
+        let mut trainer = Trainer::new(config.clone(), data.clone(), device)?;
+        trainer.explicit_gradients = explicit_gradients;
+        timed(device, repeats, || {
+            seconds(device, || {
+                trainer.step()?;
+                Ok(())
+            })
         })
-    })?;
-    let mut tape_trainer = Trainer::new(config, data, device)?;
-    tape_trainer.explicit_gradients = false;
-    let (tape_train_iteration_s, _) = timed(device, repeats, || {
-        seconds(device, || {
-            tape_trainer.step()?;
-            Ok(())
-        })
-    })?;
+    };
+    let (train_iteration_s, train_peak) = iteration(true)?;
+    let (tape_train_iteration_s, _) = iteration(false)?;
     Ok(BenchReport {
         setting: format!("short-run net n_f {n_f}, batch {batch}, K {steps}, {image_size}×{image_size}×3"),
         explicit_batch_s: chains.explicit_s,

@@ -149,6 +149,7 @@ impl std::ops::Deref for Host {
     }
 }
 
+/// `tensor`'s values on the host (see [`Host`]); `None` for a dtype other than `f32`.
 fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Host> {
     if let Ok(flex) = tensor.clone().try_into_primitive::<Flex>()
         && flex.dtype() == DType::F32

@@ -64,6 +64,10 @@ fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
     assert!((ratios[0] - explicit_ms / 500.0).abs() < 0.01, "{text}");
     assert!((ratios[1] - iteration_ms / 2000.0).abs() < 0.01, "{text}");
     assert!(text.contains("reference: stand-in"), "{text}");
+    // The tape-free iteration against the tape in the same process, with their ratio.
+    let tape_ms = numbers_after(&text, "training iteration, autodiff tape")[0];
+    let tape_ratio = numbers_after(&text, "same process; ratio")[0];
+    assert!(tape_ms > 0.0 && (tape_ratio - iteration_ms / tape_ms).abs() < 0.01, "{text}");
 
     // The description the reference builds its nets from.
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).expect("spec written")).expect("JSON");
