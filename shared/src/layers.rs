@@ -601,11 +601,31 @@ impl Block {
     /// The cotangent of the block's input from that of its output in one CPU pass, given the
     /// block's trace, or `None` where [`Block::forward_fused`] would not fuse.
     fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace) -> Option<Tensor<4>> {
-        let (Op::Conv(conv), None, Some(slope), Some(outputs)) = (&self.op, &self.norm, self.act.fusable_slope(), &trace.activation) else {
-            return None;
-        };
+        let (conv, slope, outputs) = self.fused_parts(trace)?;
         let [_, _, h, w] = trace.input_dims;
         cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)))
+    }
+
+    /// The convolution, the LeakyReLU's slope and its outputs of a block whose backward pass
+    /// can apply the activation's derivative inside the kernels, given its trace.
+    fn fused_parts<'a>(&'a self, trace: &'a BlockTrace) -> Option<(&'a ConvOp, f64, &'a Tensor<4>)> {
+        match (&self.op, &self.norm, self.act.fusable_slope(), &trace.activation) {
+            (Op::Conv(conv), None, Some(slope), Some(outputs)) => Some((conv, slope, outputs)),
+            _ => None,
+        }
+    }
+
+    /// The cotangent of the block's input from that of its output, fused where it can be.
+    fn input_backward(&self, grad: Tensor<4>, trace: &BlockTrace) -> Tensor<4> {
+        if let Some(input_grad) = self.backward_fused(&grad, trace) {
+            return input_grad;
+        }
+        let grad = self.act.backward(grad, trace.activation.as_ref());
+        let grad = match (&self.norm, &trace.norm) {
+            (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
+            _ => grad,
+        };
+        self.op_backward(grad, trace.input_dims)
     }
 
     /// The block's output, fused where it can be.
@@ -625,13 +645,10 @@ impl Block {
     /// cotangent of its input where `need_input`; `None` where there is no explicit path.
     fn parameter_backward(&self, grad: Tensor<4>, saved: &BlockTrace, need_input: bool) -> Option<(Vec<Option<Tensor<1>>>, Option<Tensor<4>>)> {
         let input = saved.input.as_ref()?;
-        if let (Op::Conv(conv), None, Some(slope), Some(outputs)) = (&self.op, &self.norm, self.act.fusable_slope(), &saved.activation) {
+        if let Some((conv, slope, outputs)) = self.fused_parts(saved) {
             // Activation derivative applied inside the kernels, as in the fused forward pass.
             let (weight, bias) = cpu_conv::conv2d_parameter_grads(input, &grad, &conv.weight.val(), conv.stride, conv.padding, Some((outputs, slope)))?;
-            let input_grad = need_input.then(|| match self.backward_fused(&grad, saved) {
-                Some(input_grad) => input_grad,
-                None => self.op_backward(self.act.backward(grad, Some(outputs)), saved.input_dims),
-            });
+            let input_grad = need_input.then(|| self.input_backward(grad, saved));
             return Some((op_gradients(weight, bias, conv.bias.is_some()), input_grad));
         }
         let grad = self.act.backward(grad, saved.activation.as_ref());
@@ -833,17 +850,7 @@ impl Stack {
 
     /// Vector–Jacobian product: the cotangent of the input for `cotangent` on the output.
     pub fn vjp(&self, trace: &Trace, cotangent: Tensor<4>) -> Tensor<4> {
-        self.blocks.iter().zip(&trace.blocks).rev().fold(cotangent, |grad, (block, saved)| {
-            if let Some(input_grad) = block.backward_fused(&grad, saved) {
-                return input_grad;
-            }
-            let grad = block.act.backward(grad, saved.activation.as_ref());
-            let grad = match (&block.norm, &saved.norm) {
-                (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
-                _ => grad,
-            };
-            block.op_backward(grad, saved.input_dims)
-        })
+        self.blocks.iter().zip(&trace.blocks).rev().fold(cotangent, |grad, (block, saved)| block.input_backward(grad, saved))
     }
 
     /// Whether [`Stack::parameter_vjp`] computes this stack's parameter gradients (on its

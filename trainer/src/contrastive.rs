@@ -45,8 +45,7 @@ impl Contrastive {
     pub fn new(net: &Stack, positives: Tensor<4>, negatives: Tensor<4>, weights: [f64; 2], tape_free: bool) -> Self {
         let plain = net.valid();
         if !(tape_free && plain.has_explicit_parameter_gradients()) {
-            let f = |x: Tensor<4>, weight: f64| net.value(Tensor::from_inner(x)).mean().mul_scalar(weight);
-            let (f_positive, f_negative) = (f(positives, weights[0]), f(negatives, weights[1]));
+            let [f_positive, f_negative] = taped_terms(net, [(positives, weights[0]), (negatives, weights[1])]);
             return Self {
                 f_positive: f_positive.clone().inner(),
                 f_negative: f_negative.clone().inner(),
@@ -93,9 +92,8 @@ impl Contrastive {
         for (trace, cotangent) in passes {
             let Some(gradients) = plain.parameter_vjp(&trace, cotangent) else {
                 // Parameters of another float type: the kernels decline, the tape does it.
-                let [(positives, w_positive), (negatives, w_negative)] = terms;
-                let f = |x: Tensor<4>, weight: f64| net.value(Tensor::from_inner(x)).mean().mul_scalar(weight);
-                return tape(f(negatives, w_negative) - f(positives, w_positive));
+                let [f_positive, f_negative] = taped_terms(net, terms);
+                return tape(f_negative - f_positive);
             };
             total = Some(match total {
                 None => gradients,
@@ -111,6 +109,11 @@ impl Contrastive {
         }
         total.unwrap_or_default()
     }
+}
+
+/// `w·mean f(x)` of each term, on `net`'s autodiff device.
+fn taped_terms(net: &Stack, terms: [(Tensor<4>, f64); 2]) -> [Tensor<1>; 2] {
+    terms.map(|(x, weight)| net.value(Tensor::from_inner(x)).mean().mul_scalar(weight))
 }
 
 /// The traced pass of `plain` over `x`: per-image outputs `[N]` and (trace, cotangent) for the
