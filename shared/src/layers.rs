@@ -20,7 +20,7 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::cpu_conv;
+use crate::cpu_conv::{self, Layout};
 use crate::error::ArchError;
 
 /// Largest channel count, feature count or spatial side a stack accepts.
@@ -563,7 +563,8 @@ impl Block {
             Op::Conv(conv) => {
                 let weight = conv.weight.val();
                 let bias = conv.bias.as_ref().map(Param::val);
-                match cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None) {
+                // burn's order: a BatchNorm or an activation of flex's runs next.
+                match cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None, Layout::Nchw) {
                     Some(y) => y,
                     None => conv2d(x, weight, bias, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
                 }
@@ -587,37 +588,43 @@ impl Block {
         }
     }
 
-    /// The block's output in one CPU pass — convolution and LeakyReLU fused, see [`cpu_conv`] —
-    /// or `None` where the ops run one by one (a BatchNorm between them, another activation,
-    /// another backend).
+    /// The convolution and LeakyReLU slope of a block whose kernels on the CPU fuse the two
+    /// (see [`cpu_conv`]): no BatchNorm between them.
+    fn fusion(&self) -> Option<(&ConvOp, f64)> {
+        match (&self.op, &self.norm, self.act.fusable_slope()) {
+            (Op::Conv(conv), None, Some(slope)) => Some((conv, slope)),
+            _ => None,
+        }
+    }
+
+    /// The block's output in one CPU pass, channels-last (the next convolution reads it
+    /// as it lies), or `None` where the ops run one by one (a BatchNorm between them, another
+    /// activation, another backend).
     fn forward_fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
-        let (Op::Conv(conv), None, Some(slope)) = (&self.op, &self.norm, self.act.fusable_slope()) else {
-            return None;
-        };
+        let (conv, slope) = self.fusion()?;
         let bias = conv.bias.as_ref().map(Param::val);
-        cpu_conv::conv2d(x, &conv.weight.val(), bias.as_ref(), conv.stride, conv.padding, Some(slope))
+        cpu_conv::conv2d(x, &conv.weight.val(), bias.as_ref(), conv.stride, conv.padding, Some(slope), Layout::Nhwc)
     }
 
     /// The cotangent of the block's input from that of its output in one CPU pass, given the
-    /// block's trace, or `None` where [`Block::forward_fused`] would not fuse.
-    fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace) -> Option<Tensor<4>> {
+    /// block's trace, stored in `layout`, or `None` where [`Block::forward_fused`] would not fuse.
+    fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace, layout: Layout) -> Option<Tensor<4>> {
         let (conv, slope, outputs) = self.fused_parts(trace)?;
         let [_, _, h, w] = trace.input_dims;
-        cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)))
+        cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
     }
 
     /// The convolution, the LeakyReLU's slope and its outputs of a block whose backward pass
     /// can apply the activation's derivative inside the kernels, given its trace.
     fn fused_parts<'a>(&'a self, trace: &'a BlockTrace) -> Option<(&'a ConvOp, f64, &'a Tensor<4>)> {
-        match (&self.op, &self.norm, self.act.fusable_slope(), &trace.activation) {
-            (Op::Conv(conv), None, Some(slope), Some(outputs)) => Some((conv, slope, outputs)),
-            _ => None,
-        }
+        let (conv, slope) = self.fusion()?;
+        Some((conv, slope, trace.activation.as_ref()?))
     }
 
-    /// The cotangent of the block's input from that of its output, fused where it can be.
-    fn input_backward(&self, grad: Tensor<4>, trace: &BlockTrace) -> Tensor<4> {
-        if let Some(input_grad) = self.backward_fused(&grad, trace) {
+    /// The cotangent of the block's input from that of its output, fused where it can be;
+    /// `layout` is where the CPU kernels store it.
+    fn input_backward(&self, grad: Tensor<4>, trace: &BlockTrace, layout: Layout) -> Tensor<4> {
+        if let Some(input_grad) = self.backward_fused(&grad, trace, layout) {
             return input_grad;
         }
         let grad = self.act.backward(grad, trace.activation.as_ref());
@@ -625,7 +632,7 @@ impl Block {
             (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
             _ => grad,
         };
-        self.op_backward(grad, trace.input_dims)
+        self.op_backward(grad, trace.input_dims, layout)
     }
 
     /// The block's output, fused where it can be.
@@ -642,13 +649,14 @@ impl Block {
     }
 
     /// The block's parameter gradients (visit order) for `grad` on its output, and the
-    /// cotangent of its input where `need_input`; `None` where there is no explicit path.
-    fn parameter_backward(&self, grad: Tensor<4>, saved: &BlockTrace, need_input: bool) -> Option<(Vec<Option<Tensor<1>>>, Option<Tensor<4>>)> {
+    /// cotangent of its input where `input_layout` says how to store it; `None` where there is
+    /// no explicit path.
+    fn parameter_backward(&self, grad: Tensor<4>, saved: &BlockTrace, input_layout: Option<Layout>) -> Option<(Vec<Option<Tensor<1>>>, Option<Tensor<4>>)> {
         let input = saved.input.as_ref()?;
         if let Some((conv, slope, outputs)) = self.fused_parts(saved) {
             // Activation derivative applied inside the kernels, as in the fused forward pass.
             let (weight, bias) = cpu_conv::conv2d_parameter_grads(input, &grad, &conv.weight.val(), conv.stride, conv.padding, Some((outputs, slope)))?;
-            let input_grad = need_input.then(|| self.input_backward(grad, saved));
+            let input_grad = input_layout.map(|layout| self.input_backward(grad, saved, layout));
             return Some((op_gradients(weight, bias, conv.bias.is_some()), input_grad));
         }
         let grad = self.act.backward(grad, saved.activation.as_ref());
@@ -678,16 +686,17 @@ impl Block {
             }
             Op::ConvTranspose(_) => return None,
         };
-        let input_grad = need_input.then(|| self.op_backward(grad, saved.input_dims));
+        let input_grad = input_layout.map(|layout| self.op_backward(grad, saved.input_dims, layout));
         Some(([op, norm_gradients].concat(), input_grad))
     }
 
-    /// Cotangent of the operation's input given the cotangent of its output.
-    fn op_backward(&self, grad: Tensor<4>, input_dims: [usize; 4]) -> Tensor<4> {
+    /// Cotangent of the operation's input given the cotangent of its output (stored in
+    /// `layout` where the CPU kernels compute it).
+    fn op_backward(&self, grad: Tensor<4>, input_dims: [usize; 4], layout: Layout) -> Tensor<4> {
         let [n, c, h, w] = input_dims;
         match &self.op {
             Op::Conv(conv) => {
-                if let Some(input_grad) = cpu_conv::conv2d_input_grad(&grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], None) {
+                if let Some(input_grad) = cpu_conv::conv2d_input_grad(&grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], None, layout) {
                     return input_grad;
                 }
                 let [_, _, gh, gw] = grad.dims();
@@ -850,7 +859,18 @@ impl Stack {
 
     /// Vector–Jacobian product: the cotangent of the input for `cotangent` on the output.
     pub fn vjp(&self, trace: &Trace, cotangent: Tensor<4>) -> Tensor<4> {
-        self.blocks.iter().zip(&trace.blocks).rev().fold(cotangent, |grad, (block, saved)| block.input_backward(grad, saved))
+        let steps = self.blocks.iter().zip(&trace.blocks).enumerate().rev();
+        steps.fold(cotangent, |grad, (index, (block, saved))| block.input_backward(grad, saved, self.cotangent_layout(index)))
+    }
+
+    /// How the CPU kernels store the cotangent of block `index`'s input: channels-last where
+    /// the block before reads it with the fused kernels, burn's order for flex's ops and for
+    /// the stack's input (a sampler's update).
+    fn cotangent_layout(&self, index: usize) -> Layout {
+        match index.checked_sub(1).map(|before| self.blocks[before].fusion()) {
+            Some(Some(_)) => Layout::Nhwc,
+            _ => Layout::Nchw,
+        }
     }
 
     /// Whether [`Stack::parameter_vjp`] computes this stack's parameter gradients (on its
@@ -875,7 +895,7 @@ impl Stack {
         let mut grad = Some(cotangent);
         for (index, (block, saved)) in self.blocks.iter().zip(&trace.blocks).enumerate().rev() {
             // The first block's input gradient is nobody's business here.
-            let (gradients, input_grad) = block.parameter_backward(grad?, saved, index > 0)?;
+            let (gradients, input_grad) = block.parameter_backward(grad?, saved, (index > 0).then(|| self.cotangent_layout(index)))?;
             per_block.push(gradients);
             grad = input_grad;
         }

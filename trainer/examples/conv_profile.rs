@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use shared::cpu_conv;
+use shared::cpu_conv::{self, Layout};
 use shared::layers::OpSpec;
 use shared::nets::ShortRunConfig;
 
@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     // Seconds: forward with burn's kernels and as the stacks run, the same for the input
     // gradient, then the weight gradient.
     let mut totals = [0.0; 5];
-    for (layer, [c_in, side, _]) in spec.layers.iter().zip(inputs) {
+    for (index, (layer, [c_in, side, _])) in spec.layers.iter().zip(inputs).enumerate() {
         let OpSpec::Conv { out_channels: c_out, kernel: k, stride, padding, .. } = layer.op else {
             anyhow::bail!("the short-run net should hold convolutions only, found {:?}", layer.op);
         };
@@ -63,15 +63,19 @@ fn main() -> anyhow::Result<()> {
         let flop = 2.0 * (batch * c_out * out_side * out_side * c_in * k * k) as f64;
         let forward = seconds(|| drop(conv2d(x.clone(), weight.clone(), None, options.clone()).into_data()));
         let backward = seconds(|| drop(conv_transpose2d(y.clone(), weight.clone(), None, transposed.clone()).into_data()));
-        // `None` where the layer stays on burn's kernels (see `cpu_conv::MIN_CHANNELS`).
-        let ours_forward = cpu_conv::conv2d(&x, &weight, None, stride, padding, None)
-            .map(|_| seconds(|| drop(cpu_conv::conv2d(&x, &weight, None, stride, padding, None).map(Tensor::into_data))));
-        let ours_backward = cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None)
-            .map(|_| seconds(|| drop(cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None).map(Tensor::into_data))));
-        let weight_grad = seconds(|| {
-            let (weight_grad, _) = cpu_conv::conv2d_parameter_grads(&x, &y, &weight, stride, padding, None).expect("flex f32 tensors");
-            drop(weight_grad.into_data());
-        });
+        // As a chain of fused blocks runs: channels-last between the layers, burn's order for
+        // the image and its gradient. `None` where the layer stays on burn's kernels (see
+        // `cpu_conv::MIN_CHANNELS`).
+        let (x, layout) = match index {
+            0 => (x, Layout::Nchw),
+            _ => (cpu_conv::channels_last(x), Layout::Nhwc),
+        };
+        let y = cpu_conv::channels_last(y);
+        let ours_forward = cpu_conv::conv2d(&x, &weight, None, stride, padding, None, Layout::Nhwc)
+            .map(|_| seconds(|| drop(cpu_conv::conv2d(&x, &weight, None, stride, padding, None, Layout::Nhwc))));
+        let ours_backward = cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None, layout)
+            .map(|_| seconds(|| drop(cpu_conv::conv2d_input_grad(&y, &weight, stride, padding, [side; 2], None, layout))));
+        let weight_grad = seconds(|| drop(cpu_conv::conv2d_parameter_grads(&x, &y, &weight, stride, padding, None).expect("flex f32 tensors")));
         totals[4] += weight_grad;
         totals[0] += forward;
         totals[1] += ours_forward.unwrap_or(forward);

@@ -52,11 +52,41 @@ impl ConvShape {
     }
 }
 
+/// How the values of an image batch lie in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `[batch][channel][row][column]`, burn's own.
+    Nchw,
+    /// `[batch][row][column][channel]`: what the kernels compute in, so a convolution that
+    /// feeds another one hands its values over without moving them.
+    Nhwc,
+}
+
+/// The values of an image batch `[batch, channels, height, width]` in some [`Layout`].
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// Every value, in `layout`'s order.
+    pub data: &'a [f32],
+    /// Their order.
+    pub layout: Layout,
+}
+
+impl Values<'_> {
+    /// Steps between neighbours along batch, channel, row and column for `[channels, height,
+    /// width]` images.
+    fn strides(&self, [channels, height, width]: [usize; 3]) -> [usize; 4] {
+        match self.layout {
+            Layout::Nchw => [channels * height * width, height * width, width, 1],
+            Layout::Nhwc => [height * width * channels, 1, width * channels, channels],
+        }
+    }
+}
+
 /// `conv2d` of `input` `[batch, in_channels, height, width]` with `weight`
 /// `[out_channels, in_channels, kernel, kernel]` and an optional `bias` `[out_channels]`,
 /// followed by a LeakyReLU of slope `leaky` (0: ReLU) where given.
-/// Returns `[batch, out_channels, out_h, out_w]`, row-major.
-pub fn conv2d(shape: &ConvShape, input: &[f32], weight: &[f32], bias: Option<&[f32]>, leaky: Option<f32>) -> Vec<f32> {
+/// Returns `[batch, out_channels, out_h, out_w]` in the `output` layout.
+pub fn conv2d(shape: &ConvShape, input: Values<'_>, weight: &[f32], bias: Option<&[f32]>, leaky: Option<f32>, output: Layout) -> Vec<f32> {
     let &ConvShape { batch, in_channels, out_channels, height, width, kernel, padding, .. } = shape;
     let [out_h, out_w] = shape.out_size();
     let padded = ChannelsLast::new(input, None, batch, [in_channels; 2], [height, width], [padding, padding], [padding, padding]);
@@ -70,21 +100,27 @@ pub fn conv2d(shape: &ConvShape, input: &[f32], weight: &[f32], bias: Option<&[f
         start[..out_channels].copy_from_slice(bias);
     }
     let runs = runs(&tap_offsets, in_channels);
-    let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start };
+    let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start, leaky };
     let pixels = product.run(&bases);
     recycle(padded.data);
+    if output == Layout::Nhwc && row == out_channels {
+        // The product's rows are the channels-last output already.
+        return pixels;
+    }
     let plane = out_h * out_w;
-    // Negative values times this: the activation without a branch on whether there is one.
-    let negative_scale = leaky.unwrap_or(1.0);
     let mut out = vec![0.0; batch * out_channels * plane];
     for_each_part(&mut out, out_channels * plane, |n, image| {
         let pixels = &pixels[n * plane * row..][..plane * row];
-        for first in (0..plane).step_by(RUN) {
-            let run = first..plane.min(first + RUN);
-            for (o, channel) in image.chunks_exact_mut(plane).enumerate() {
-                for p in run.clone() {
-                    let value = pixels[p * row + o];
-                    channel[p] = if value < 0.0 { value * negative_scale } else { value };
+        match output {
+            Layout::Nhwc => image.chunks_exact_mut(out_channels).zip(pixels.chunks_exact(row)).for_each(|(to, from)| to.copy_from_slice(&from[..out_channels])),
+            Layout::Nchw => {
+                for first in (0..plane).step_by(RUN) {
+                    let run = first..plane.min(first + RUN);
+                    for (o, channel) in image.chunks_exact_mut(plane).enumerate() {
+                        for p in run.clone() {
+                            channel[p] = pixels[p * row + o];
+                        }
+                    }
                 }
             }
         }
@@ -97,8 +133,11 @@ pub fn conv2d(shape: &ConvShape, input: &[f32], weight: &[f32], bias: Option<&[f
 /// same `weight`, returned as `[batch, in_channels, height, width]`. Input pixels that no
 /// output reads (rows a stride skipped) get zero. With `leaky` = (the LeakyReLU's outputs,
 /// its slope), `grad` is the cotangent of those outputs and goes through the activation's
-/// derivative first.
-pub fn conv2d_input_grad(shape: &ConvShape, grad: &[f32], weight: &[f32], leaky: Option<(&[f32], f32)>) -> Vec<f32> {
+/// derivative first. The result is in the `output` layout.
+pub fn conv2d_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky: Option<(Values<'_>, f32)>, output: Layout) -> Vec<f32> {
+    if shape.in_channels < BLOCK {
+        return narrow_input_grad(shape, grad, weight, leaky, output);
+    }
     let &ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding } = shape;
     let [out_h, out_w] = shape.out_size();
     // Input row `i` of class `i % stride` gathers output rows `i / stride + shift` over the
@@ -150,16 +189,22 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: &[f32], weight: &[f32], leaky:
                 .map(|(n, a, b)| padded.offset(n, a, b))
                 .collect();
             let runs = runs(&tap_offsets, out_channels);
-            let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start };
+            let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start, leaky: None };
             let pixels = product.run(&bases);
             for_each_part(&mut out, in_channels * plane, |n, image| {
                 for a in 0..count_h {
                     let line = (rh + a * stride) * width + rw;
-                    for first in (0..count_w).step_by(RUN) {
-                        let run = first..count_w.min(first + RUN);
-                        for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
-                            for b in run.clone() {
-                                channel[line + b * stride] = pixels[((n * count_h + a) * count_w + b) * row + c];
+                    let from = |b: usize| &pixels[((n * count_h + a) * count_w + b) * row..][..in_channels];
+                    match output {
+                        Layout::Nhwc => (0..count_w).for_each(|b| image[(line + b * stride) * in_channels..][..in_channels].copy_from_slice(from(b))),
+                        Layout::Nchw => {
+                            for first in (0..count_w).step_by(RUN) {
+                                let run = first..count_w.min(first + RUN);
+                                for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
+                                    for b in run.clone() {
+                                        channel[line + b * stride] = from(b)[c];
+                                    }
+                                }
                             }
                         }
                     }
@@ -172,6 +217,56 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: &[f32], weight: &[f32], leaky:
     out
 }
 
+/// [`conv2d_input_grad`] for fewer input channels than a register tile holds (an RGB input
+/// layer): each output pixel's products with the weights of every (input channel, tap) pair
+/// fill whole tiles, and each product is then added into the input pixel its tap reads.
+fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky: Option<(Values<'_>, f32)>, output: Layout) -> Vec<f32> {
+    let &ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding } = shape;
+    let [out_h, out_w] = shape.out_size();
+    let cotangent = ChannelsLast::new(grad, leaky, batch, [out_channels; 2], [out_h, out_w], [0, 0], [0, 0]);
+    // Columns `(input channel, kernel row, kernel column)`: burn's weight order after the output channel.
+    let columns = in_channels * kernel * kernel;
+    let packed = pack(&[(0, 0)], out_channels, columns, |_, o, column| weight[o * columns + column]);
+    let start = vec![0.0; padded_channels(columns)];
+    let row = start.len();
+    let product = Product { input: &cotangent.data, runs: &[(0, out_channels)], packed: &packed, start: &start, leaky: None };
+    let plane = out_h * out_w;
+    let image_len = in_channels * height * width;
+    let [_, channel_step, row_step, column_step] = Values { data: &[], layout: output }.strides([in_channels, height, width]);
+    // Input coordinate of tap `k` of output coordinate `o`, where it lies inside the image.
+    let source = |o: usize, k: usize, size: usize| (o * stride + k).checked_sub(padding).filter(|&i| i < size);
+    let mut out = vec![0.0; batch * image_len];
+    // Images per product: its rows then hold no more values than the cotangent's copy, however
+    // few output channels there are.
+    let group = (batch * out_channels / row).clamp(1, batch);
+    for (first, images) in out.chunks_mut(group * image_len).enumerate() {
+        let pixels = first * group * plane..(first * group + images.len() / image_len) * plane;
+        let bases: Vec<usize> = pixels.map(|m| m * out_channels).collect();
+        let products = product.run(&bases);
+        for_each_part(images, image_len, |n, image| {
+            let mut products = products[n * plane * row..].chunks_exact(row);
+            for oh in 0..out_h {
+                for ow in 0..out_w {
+                    let mut values = products.next().unwrap_or_default().iter();
+                    for c in 0..in_channels {
+                        for kh in 0..kernel {
+                            for kw in 0..kernel {
+                                let value = values.next().copied().unwrap_or_default();
+                                if let (Some(y), Some(x)) = (source(oh, kh, height), source(ow, kw, width)) {
+                                    image[c * channel_step + y * row_step + x * column_step] += value;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        recycle(products);
+    }
+    recycle(cotangent.data);
+    out
+}
+
 /// Gradients of `conv2d`'s weight `[out_channels, in_channels, kernel, kernel]` and bias
 /// `[out_channels]` for `grad` `[batch, out_channels, out_h, out_w]` on its output, given its
 /// `input` `[batch, in_channels, height, width]`; `leaky` as in [`conv2d_input_grad`].
@@ -179,7 +274,7 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: &[f32], weight: &[f32], leaky:
 /// Each tap's weight gradient is a product over output pixels: tiles of input channels ×
 /// 16 output channels accumulate `input · grad` along the pixels. The pixels are split between
 /// threads, each with its own accumulators, summed at the end.
-pub fn conv2d_parameter_grads(shape: &ConvShape, input: &[f32], grad: &[f32], leaky: Option<(&[f32], f32)>) -> (Vec<f32>, Vec<f32>) {
+pub fn conv2d_parameter_grads(shape: &ConvShape, input: Values<'_>, grad: Values<'_>, leaky: Option<(Values<'_>, f32)>) -> (Vec<f32>, Vec<f32>) {
     let &ConvShape { batch, in_channels, out_channels, height, width, kernel, padding, .. } = shape;
     let [out_h, out_w] = shape.out_size();
     let padded = ChannelsLast::new(input, None, batch, [in_channels; 2], [height, width], [padding, padding], [padding, padding]);
@@ -328,22 +423,21 @@ fn padded_channels(channels: usize) -> usize {
 /// Weights as `[channel block][tap][input channel][BLOCK]`, zero past the last output channel.
 fn pack(taps: &[(usize, usize)], inputs: usize, outputs: usize, weight: impl Fn((usize, usize), usize, usize) -> f32) -> Vec<f32> {
     let mut packed = vec![0.0; outputs.div_ceil(BLOCK) * taps.len() * inputs * BLOCK];
-    let mut slots = packed.chunks_exact_mut(BLOCK);
     for block in 0..outputs.div_ceil(BLOCK) {
-        for &tap in taps {
-            for c in 0..inputs {
-                if let Some(slot) = slots.next() {
-                    for (j, value) in slot.iter_mut().enumerate().take(outputs.saturating_sub(block * BLOCK)) {
-                        *value = weight(tap, c, block * BLOCK + j);
-                    }
-                }
+        let channels = outputs.min((block + 1) * BLOCK) - block * BLOCK;
+        // Input channel outside the taps: the weights of one (output, input) pair are adjacent
+        // in burn's layout, so each cache line read is used up before the next.
+        for c in 0..inputs {
+            for (t, &tap) in taps.iter().enumerate() {
+                let slot = &mut packed[((block * taps.len() + t) * inputs + c) * BLOCK..][..channels];
+                slot.iter_mut().enumerate().for_each(|(j, value)| *value = weight(tap, c, block * BLOCK + j));
             }
         }
     }
     packed
 }
 
-/// A zero-padded channels-last copy `[batch][rows][cols][channels]` of an NCHW tensor, times
+/// A zero-padded channels-last copy `[batch][rows][cols][channels]` of an image batch, times
 /// a LeakyReLU's derivative where one is given (see [`conv2d_input_grad`]). Pixels may hold
 /// more values than the tensor has channels (zeros after them).
 struct ChannelsLast {
@@ -355,8 +449,8 @@ struct ChannelsLast {
 
 impl ChannelsLast {
     fn new(
-        nchw: &[f32],
-        leaky: Option<(&[f32], f32)>,
+        source: Values<'_>,
+        leaky: Option<(Values<'_>, f32)>,
         batch: usize,
         [source_channels, channels]: [usize; 2],
         [height, width]: [usize; 2],
@@ -366,19 +460,35 @@ impl ChannelsLast {
         let rows = top + height + bottom;
         let cols = left + width + right;
         let mut data = zeroed(batch * rows * cols * channels);
-        let plane = height * width;
-        // Rows are written in order; the reads walk `channels` source lines at once.
+        let dims = [source_channels, height, width];
+        let [per_image, channel_step, row_step, column_step] = source.strides(dims);
+        let derivative = leaky.map(|(outputs, slope)| (outputs.data, outputs.strides(dims), slope));
+        let image_len = source_channels * height * width;
+        // Rows are written in order; a channels-last source is read in order too, an NCHW one
+        // walks `channels` source lines at once.
         for_each_part(&mut data, rows * cols * channels, |n, image| {
-            let source = &nchw[n * source_channels * plane..][..source_channels * plane];
-            let derivative = leaky.map(|(outputs, slope)| (&outputs[n * source_channels * plane..][..source_channels * plane], slope));
+            let source = &source.data[n * per_image..][..image_len];
+            let derivative = derivative.map(|(outputs, strides, slope)| (&outputs[n * strides[0]..][..image_len], strides, slope));
             for (y, line) in image[top * cols * channels..].chunks_exact_mut(cols * channels).take(height).enumerate() {
                 for (x, pixel) in line[left * channels..].chunks_exact_mut(channels).take(width).enumerate() {
-                    for (c, value) in pixel.iter_mut().take(source_channels).enumerate() {
-                        let at = c * plane + y * width + x;
-                        *value = match derivative {
-                            Some((outputs, slope)) if outputs[at] <= 0.0 => source[at] * slope,
-                            _ => source[at],
-                        };
+                    let pixel = &mut pixel[..source_channels];
+                    let first = y * row_step + x * column_step;
+                    let Some((outputs, [_, out_channel_step, out_row_step, out_column_step], slope)) = derivative else {
+                        match channel_step {
+                            1 => pixel.copy_from_slice(&source[first..][..source_channels]),
+                            _ => pixel.iter_mut().enumerate().for_each(|(c, value)| *value = source[first + c * channel_step]),
+                        }
+                        continue;
+                    };
+                    let out_first = y * out_row_step + x * out_column_step;
+                    let scaled = |input: f32, output: f32| if output <= 0.0 { input * slope } else { input };
+                    if [channel_step, out_channel_step] == [1, 1] {
+                        let pairs = source[first..][..source_channels].iter().zip(&outputs[out_first..][..source_channels]);
+                        pixel.iter_mut().zip(pairs).for_each(|(value, (&input, &output))| *value = scaled(input, output));
+                    } else {
+                        for (c, value) in pixel.iter_mut().enumerate() {
+                            *value = scaled(source[first + c * channel_step], outputs[out_first + c * out_channel_step]);
+                        }
                     }
                 }
             }
@@ -406,12 +516,13 @@ fn runs(tap_offsets: &[usize], channels: usize) -> Vec<(usize, usize)> {
 }
 
 /// `out[m][o] = start[o] + Σ_r Σ_i input[bases[m] + runs[r].0 + i] · packed[o / BLOCK][r, i][o % BLOCK]`,
-/// with the weights of each run consecutive.
+/// with the weights of each run consecutive, then a LeakyReLU of slope `leaky` where given.
 struct Product<'a> {
     input: &'a [f32],
     runs: &'a [(usize, usize)],
     packed: &'a [f32],
     start: &'a [f32],
+    leaky: Option<f32>,
 }
 
 impl Product<'_> {
@@ -421,7 +532,11 @@ impl Product<'_> {
         let mut out = zeroed(bases.len() * row);
         for_each_part(&mut out, CHUNK * row, |i, out| {
             let bases = &bases[i * CHUNK..][..out.len() / row];
-            Arch::new().dispatch(Dispatch(Tiles { product: self, bases, out }));
+            Arch::new().dispatch(Dispatch(Tiles { product: self, bases, out: &mut *out }));
+            // While the task's rows are still cached.
+            if let Some(slope) = self.leaky {
+                out.iter_mut().filter(|value| **value < 0.0).for_each(|value| *value *= slope);
+            }
         });
         out
     }
@@ -461,7 +576,7 @@ impl<T: TileLoop> WithSimd for Dispatch<T> {
 impl TileLoop for Tiles<'_, '_> {
     #[inline(always)]
     fn run<S: Simd, const P: usize, const V: usize>(self, simd: S) {
-        let Product { input, runs, packed, start } = *self.product;
+        let Product { input, runs, packed, start, .. } = *self.product;
         let row = start.len();
         let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
         for block in 0..row / BLOCK {
@@ -605,7 +720,7 @@ mod tests {
         let outputs = 20;
         let packed = pack(&taps, channels, outputs, |(kh, kw), c, o| ((kh * 7 + kw * 3 + c + 2 * o) % 11) as f32 / 11.0 - 0.5);
         let start: Vec<f32> = (0..padded_channels(outputs)).map(|o| o as f32 / 10.0).collect();
-        let product = Product { input: &input, runs: &runs, packed: &packed, start: &start };
+        let product = Product { input: &input, runs: &runs, packed: &packed, start: &start, leaky: None };
         let bases: Vec<usize> = (0..29).map(|p| p * channels).collect();
         let dispatched = product.run(&bases);
         for (pixels, scalar) in [1, 3, 6].map(|p| {

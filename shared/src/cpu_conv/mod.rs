@@ -3,13 +3,16 @@
 //! (sampling), and the weight and bias gradients (tape-free training, see
 //! [`crate::Stack::parameter_vjp`]).
 //!
-//! Only plain `flex` tensors (no autodiff context) of `f32` come here; the forward pass and
-//! input gradient also need at least [`MIN_CHANNELS`] input and output channels. Everything
-//! else (GPUs, autodiff, an RGB input layer's forward pass, a one-channel energy head) runs
-//! burn's own ops. The kernels read flex's buffers in place. Results agree with burn's to float
-//! rounding (tests below).
+//! Only plain `flex` tensors (no autodiff context) of `f32` come here; the forward pass also
+//! needs at least [`MIN_CHANNELS`] output channels. Everything else (GPUs, autodiff, a
+//! one-channel energy head's forward pass) runs burn's own ops. The kernels read flex's buffers
+//! in place, in burn's NCHW order or channels-last ([`Layout::Nhwc`], a permuted view to burn);
+//! they compute channels-last, so a result handed on in that layout costs no transposition.
+//! Results agree with burn's to float rounding (tests below).
 
 mod kernel;
+
+pub use kernel::Layout;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -18,14 +21,15 @@ use burn::tensor::DType;
 
 use kernel::ConvShape;
 
-/// Fewest input and output channels taken here: narrower layers leave most of a 16-channel
-/// register tile empty, and flex is as fast on them.
+/// Fewest output channels of a forward pass taken here (the channels along its register tile):
+/// a narrower layer (an energy head) leaves most of a 16-channel tile empty, and flex is as
+/// fast on it.
 pub const MIN_CHANNELS: usize = 16;
 
 /// `conv2d(x, weight, bias)` with stride and padding on both axes, then a LeakyReLU of slope
-/// `leaky` (0: ReLU) where given, or `None` where burn's own ops should run.
-/// `x`: `[N, C, H, W]`, `weight`: `[C', C, K, K]`, `bias`: `[C']`.
-pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>) -> Option<Tensor<4>> {
+/// `leaky` (0: ReLU) where given, stored in the `output` layout; `None` where burn's own ops
+/// should run. `x`: `[N, C, H, W]`, `weight`: `[C', C, K, K]`, `bias`: `[C']`.
+pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>, output: Layout) -> Option<Tensor<4>> {
     let [batch, in_channels, height, width] = x.dims();
     let [out_channels, _, _, _] = weight.dims();
     let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel: weight.dims()[2], stride, padding };
@@ -36,16 +40,17 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, strid
         Some(bias) => Some(host(bias)?),
         None => None,
     };
-    let out = kernel::conv2d(&shape, &host(x)?, &host(weight)?, bias.as_deref(), leaky.map(|slope| slope as f32));
+    let input = view(x)?;
+    let out = kernel::conv2d(&shape, input.values(), &host(weight)?, bias.as_deref(), leaky.map(|slope| slope as f32), output);
     let [out_h, out_w] = shape.out_size();
-    Some(Tensor::from_data(TensorData::new(out, [batch, out_channels, out_h, out_w]), &x.device()))
+    Some(image_tensor(out, [batch, out_channels, out_h, out_w], output, &x.device()))
 }
 
 /// The input gradient of [`conv2d`]: `grad` `[N, C', H', W']` back through `weight`
 /// `[C', C, K, K]` to an input of `size` `[H, W]`, or `None` where burn's own ops should run.
 /// Rows and columns the stride skipped get zero. With `leaky` = (the LeakyReLU's outputs
 /// `[N, C', H', W']`, its slope), `grad` is the cotangent of those outputs and goes through
-/// the activation's derivative first.
+/// the activation's derivative first. The result is stored in the `output` layout.
 pub fn conv2d_input_grad(
     grad: &Tensor<4>,
     weight: &Tensor<4>,
@@ -53,18 +58,19 @@ pub fn conv2d_input_grad(
     padding: usize,
     size: [usize; 2],
     leaky: Option<(&Tensor<4>, f64)>,
+    output: Layout,
 ) -> Option<Tensor<4>> {
     let [batch, out_channels, grad_h, grad_w] = grad.dims();
     let [_, in_channels, kernel, _] = weight.dims();
     let [height, width] = size;
     let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel, stride, padding };
-    if !applies(&shape, grad, weight, MIN_CHANNELS) || shape.out_size() != [grad_h, grad_w] {
+    if !applies(&shape, grad, weight, 1) || shape.out_size() != [grad_h, grad_w] {
         return None;
     }
     let outputs = leaky_outputs(grad, leaky)?;
-    let leaky = outputs.as_ref().map(|(outputs, slope)| (&**outputs, *slope));
-    let out = kernel::conv2d_input_grad(&shape, &host(grad)?, &host(weight)?, leaky);
-    Some(Tensor::from_data(TensorData::new(out, [batch, in_channels, height, width]), &grad.device()))
+    let leaky = outputs.as_ref().map(|(outputs, slope)| (outputs.values(), *slope));
+    let out = kernel::conv2d_input_grad(&shape, view(grad)?.values(), &host(weight)?, leaky, output);
+    Some(image_tensor(out, [batch, in_channels, height, width], output, &grad.device()))
 }
 
 /// The gradients of [`conv2d`]'s weight `[C', C, K, K]` and bias `[C']` for `grad`
@@ -87,8 +93,8 @@ pub fn conv2d_parameter_grads(
         return None;
     }
     let outputs = leaky_outputs(grad, leaky)?;
-    let leaky = outputs.as_ref().map(|(outputs, slope)| (&**outputs, *slope));
-    let (weight_grad, bias_grad) = kernel::conv2d_parameter_grads(&shape, &host(x)?, &host(grad)?, leaky);
+    let leaky = outputs.as_ref().map(|(outputs, slope)| (outputs.values(), *slope));
+    let (weight_grad, bias_grad) = kernel::conv2d_parameter_grads(&shape, view(x)?.values(), view(grad)?.values(), leaky);
     let device = x.device();
     Some((
         Tensor::from_data(TensorData::new(weight_grad, [out_channels, in_channels, kernel, kernel]), &device),
@@ -98,9 +104,9 @@ pub fn conv2d_parameter_grads(
 
 /// The LeakyReLU outputs and slope of `leaky` on the host: `Some(None)` without one, `None`
 /// where they do not fit `grad`.
-fn leaky_outputs(grad: &Tensor<4>, leaky: Option<(&Tensor<4>, f64)>) -> Option<Option<(Host, f32)>> {
+fn leaky_outputs(grad: &Tensor<4>, leaky: Option<(&Tensor<4>, f64)>) -> Option<Option<(View, f32)>> {
     match leaky {
-        Some((outputs, slope)) if outputs.dims() == grad.dims() && on_flex(outputs) => Some(Some((host(outputs)?, slope as f32))),
+        Some((outputs, slope)) if outputs.dims() == grad.dims() && on_flex(outputs) => Some(Some((view(outputs)?, slope as f32))),
         Some(_) => None,
         None => Some(None),
     }
@@ -108,8 +114,8 @@ fn leaky_outputs(grad: &Tensor<4>, leaky: Option<(&Tensor<4>, f64)>) -> Option<O
 
 /// Whether `shape` is a convolution this module computes for `data` (the input, or the
 /// output gradient) and `weight` `[out_channels, in_channels, K, K]`, with at least
-/// `min_channels` input and output channels.
-fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>, min_channels: usize) -> bool {
+/// `min_out` output channels.
+fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>, min_out: usize) -> bool {
     let [wo, wi, kh, kw] = weight.dims();
     on_flex(data)
         && weight.dtype() == DType::F32
@@ -119,7 +125,8 @@ fn applies(shape: &ConvShape, data: &Tensor<4>, weight: &Tensor<4>, min_channels
         && shape.kernel >= 1
         && shape.height + 2 * shape.padding >= shape.kernel
         && shape.width + 2 * shape.padding >= shape.kernel
-        && shape.in_channels.min(shape.out_channels) >= min_channels
+        && shape.in_channels >= 1
+        && shape.out_channels >= min_out
 }
 
 /// Whether `tensor` is a plain `f32` tensor of flex (no autodiff context).
@@ -149,6 +156,46 @@ impl std::ops::Deref for Host {
     }
 }
 
+/// An image batch's values on the host and their layout.
+struct View {
+    host: Host,
+    layout: Layout,
+}
+
+impl View {
+    fn values(&self) -> kernel::Values<'_> {
+        kernel::Values { data: &self.host, layout: self.layout }
+    }
+}
+
+/// `tensor`'s values on the host: flex's buffer where they lie channels-last (a permuted view,
+/// as [`image_tensor`] makes) or in burn's order, else an NCHW copy (see [`host`]).
+fn view(tensor: &Tensor<4>) -> Option<View> {
+    if let Ok(flex) = tensor.clone().try_into_primitive::<Flex>()
+        && flex.dtype() == DType::F32
+        && let Some((start, end)) = flex.layout().permute(&[0, 2, 3, 1]).contiguous_offsets()
+    {
+        return Some(View { host: Host::Borrowed(flex, start..end), layout: Layout::Nhwc });
+    }
+    Some(View { host: host(tensor)?, layout: Layout::Nchw })
+}
+
+/// An image batch `[N, C, H, W]` on `device` from `values` in `layout` order: for
+/// [`Layout::Nhwc`], an `[N, H, W, C]` tensor permuted (a view, no copy).
+fn image_tensor(values: Vec<f32>, [n, c, h, w]: [usize; 4], layout: Layout, device: &Device) -> Tensor<4> {
+    match layout {
+        Layout::Nchw => Tensor::from_data(TensorData::new(values, [n, c, h, w]), device),
+        Layout::Nhwc => Tensor::<4>::from_data(TensorData::new(values, [n, h, w, c]), device).permute([0, 3, 1, 2]),
+    }
+}
+
+/// The same image batch stored channels-last (a copy), as this module's kernels hand on their
+/// results in [`Layout::Nhwc`].
+pub fn channels_last(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    Tensor::<4>::from_data(x.permute([0, 2, 3, 1]).into_data(), &device).permute([0, 3, 1, 2])
+}
+
 /// `tensor`'s values on the host (see [`Host`]); `None` for a dtype other than `f32`.
 fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Host> {
     if let Ok(flex) = tensor.clone().try_into_primitive::<Flex>()
@@ -173,8 +220,9 @@ mod tests {
         (a - b).abs().max().into_scalar()
     }
 
-    /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width.
-    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 7] = [
+    /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width,
+    /// and input layers narrower than a tile (RGB; the narrow input gradient).
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
         // batch, in, out, side, kernel, stride, padding
         (3, 16, 32, 16, 4, 2, 1),
         (2, 20, 33, 9, 4, 2, 1),
@@ -183,19 +231,42 @@ mod tests {
         (2, 32, 16, 4, 4, 1, 0),
         (1, 16, 18, 6, 2, 2, 0),
         (2, 16, 16, 5, 3, 2, 0),
+        (2, 3, 16, 8, 3, 1, 1),
+        (2, 5, 17, 7, 4, 2, 1),
     ];
+
+    /// The layouts the kernels read and write, each pairing of input and output met in turn.
+    const LAYOUTS: [(Layout, Layout); 4] =
+        [(Layout::Nchw, Layout::Nchw), (Layout::Nhwc, Layout::Nhwc), (Layout::Nchw, Layout::Nhwc), (Layout::Nhwc, Layout::Nchw)];
+
+    /// `x` stored in `layout`.
+    fn stored(x: Tensor<4>, layout: Layout) -> Tensor<4> {
+        match layout {
+            Layout::Nchw => x,
+            Layout::Nhwc => channels_last(x),
+        }
+    }
+
+    /// How `tensor`'s values lie in flex's buffer, as the kernels see it.
+    fn layout_of(tensor: &Tensor<4>) -> Layout {
+        let [_, channels, height, width] = tensor.dims();
+        assert!(channels > 1 && height * width > 1, "both layouts coincide for {:?}", tensor.dims());
+        view(tensor).expect("f32").layout
+    }
 
     #[test]
     fn forward_and_input_gradient_match_burn() {
         let device = Device::flex();
-        for ((batch, inputs, outputs, side, kernel, stride, padding), leaky) in SHAPES.into_iter().zip([None, Some(0.2), Some(0.0)].into_iter().cycle()) {
-            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}");
+        let leaky_slopes = [None, Some(0.2), Some(0.0)].into_iter().cycle();
+        for (((batch, inputs, outputs, side, kernel, stride, padding), leaky), (read, write)) in SHAPES.into_iter().zip(leaky_slopes).zip(LAYOUTS.into_iter().cycle()) {
+            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}, {read:?} -> {write:?}");
             let x = Tensor::<4>::random([batch, inputs, side, side + 1], Distribution::Normal(0.0, 1.0), &device);
             let weight = Tensor::<4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 0.1), &device);
             let bias = Tensor::<1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
             let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
             let activate = |y: Tensor<4>| leaky.map_or(y.clone(), |slope| leaky_relu(y, slope));
-            let ours = conv2d(&x, &weight, Some(&bias), stride, padding, leaky).expect("applies");
+            let ours = conv2d(&stored(x.clone(), read), &weight, Some(&bias), stride, padding, leaky, write).expect("applies");
+            assert_eq!(layout_of(&ours), write, "{layer}: forward result stored as asked");
             let reference = activate(burn_conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()));
             let forward = max_difference(ours, reference.clone());
             assert!(forward < 1e-4, "{layer}: forward differs by {forward}");
@@ -207,7 +278,11 @@ mod tests {
             let y = burn_conv2d(tracked.clone(), Tensor::from_data(weight.to_data(), &ad), Some(Tensor::from_data(bias.to_data(), &ad)), options);
             let grads = (activate(y) * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
             let expected = tracked.grad(&grads).expect("gradient");
-            let ours = conv2d_input_grad(&cotangent, &weight, stride, padding, [side, side + 1], leaky.map(|slope| (&reference, slope))).expect("applies");
+            // The activations as the forward kernel stores them, the cotangent in the other layout.
+            let activations = stored(reference, write);
+            let cotangent = stored(cotangent, read);
+            let ours = conv2d_input_grad(&cotangent, &weight, stride, padding, [side, side + 1], leaky.map(|slope| (&activations, slope)), write).expect("applies");
+            assert_eq!(layout_of(&ours), write, "{layer}: input gradient stored as asked");
             let gradient = max_difference(ours, Tensor::from_data(expected.to_data(), &device));
             assert!(gradient < 1e-4, "{layer}: input gradient differs by {gradient}");
         }
@@ -218,8 +293,9 @@ mod tests {
         let device = Device::flex();
         // The paper shapes plus an RGB input layer and a one-channel head (any width goes here).
         let narrow = [(2, 3, 16, 8, 3, 1, 1), (3, 40, 1, 4, 4, 1, 0), (2, 5, 7, 6, 3, 2, 1)];
-        for ((batch, inputs, outputs, side, kernel, stride, padding), leaky) in SHAPES.into_iter().chain(narrow).zip([Some(0.2), None, Some(0.0)].into_iter().cycle()) {
-            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}");
+        let leaky_slopes = [Some(0.2), None, Some(0.0)].into_iter().cycle();
+        for (((batch, inputs, outputs, side, kernel, stride, padding), leaky), (read, _)) in SHAPES.into_iter().chain(narrow).zip(leaky_slopes).zip(LAYOUTS.into_iter().cycle()) {
+            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}, input {read:?}");
             let x = Tensor::<4>::random([batch, inputs, side + 1, side], Distribution::Normal(0.0, 1.0), &device);
             let weight = Tensor::<4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 0.1), &device);
             let bias = Tensor::<1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
@@ -236,6 +312,7 @@ mod tests {
             let expected_weight = Tensor::<4>::from_data(tracked_weight.grad(&grads).expect("weight gradient").to_data(), &device);
             let expected_bias = Tensor::<1>::from_data(tracked_bias.grad(&grads).expect("bias gradient").to_data(), &device);
 
+            let (x, cotangent) = (stored(x, read), stored(cotangent, Layout::Nhwc));
             let (weight_grad, bias_grad) = conv2d_parameter_grads(&x, &cotangent, &weight, stride, padding, leaky.map(|slope| (&activations, slope))).expect("applies");
             // Sums over up to ~1000 pixels: tolerances relative to the gradients' size.
             let scale = expected_weight.clone().abs().max().into_scalar::<f32>().max(1.0);
@@ -250,19 +327,19 @@ mod tests {
     #[test]
     fn leaves_narrow_layers_and_autodiff_to_burn() {
         let device = Device::flex();
-        let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
-        let rgb = Tensor::<4>::zeros([16, 3, 3, 3], &device);
-        assert!(conv2d(&x, &rgb, None, 1, 1, None).is_none(), "an RGB input layer is narrower than a tile");
         let wide = Tensor::<4>::zeros([1, 16, 8, 8], &device);
         let head = Tensor::<4>::zeros([1, 16, 4, 4], &device);
-        assert!(conv2d(&wide, &head, None, 1, 0, None).is_none(), "a one-channel head is narrower than a tile");
+        assert!(conv2d(&wide, &head, None, 1, 0, None, Layout::Nchw).is_none(), "a one-channel head's output is narrower than a tile");
+        let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
+        let rgb = Tensor::<4>::zeros([16, 3, 3, 3], &device);
+        assert!(conv2d(&x, &rgb, None, 1, 1, None, Layout::Nchw).is_some(), "an RGB input layer's 16 outputs fill a tile");
         let ad = device.clone().autodiff();
         let tracked = Tensor::<4>::zeros([1, 16, 8, 8], &ad);
         let weight = Tensor::<4>::zeros([16, 16, 3, 3], &ad);
-        assert!(conv2d(&tracked, &weight, None, 1, 1, None).is_none(), "autodiff tensors need burn's op for their tape");
+        assert!(conv2d(&tracked, &weight, None, 1, 1, None, Layout::Nchw).is_none(), "autodiff tensors need burn's op for their tape");
         let square = Tensor::<4>::ones([1, 16, 8, 8], &device);
         let kernel = Tensor::<4>::ones([16, 16, 3, 3], &device);
-        let sum: f32 = conv2d(&square, &kernel, None, 1, 1, None).expect("applies").slice([0..1, 0..1, 3..4, 3..4]).into_scalar();
+        let sum: f32 = conv2d(&square, &kernel, None, 1, 1, None, Layout::Nhwc).expect("applies").slice([0..1, 0..1, 3..4, 3..4]).into_scalar();
         assert_eq!(sum, 16.0 * 9.0, "an interior pixel sums 16 channels × 9 taps of ones");
     }
 }
