@@ -233,8 +233,8 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
     let plane = out_h * out_w;
     let image_len = in_channels * height * width;
     let [_, channel_step, row_step, column_step] = Values { data: &[], layout: output }.strides([in_channels, height, width]);
-    // Input coordinate of tap `k` of output coordinate `o`, where it lies inside the image.
-    let source = |o: usize, k: usize, size: usize| (o * stride + k).checked_sub(padding).filter(|&i| i < size);
+    // The taps of output coordinate `o` that land inside an image side of `size`.
+    let inside = |o: usize, size: usize| padding.saturating_sub(o * stride)..(size + padding).saturating_sub(o * stride).min(kernel);
     let mut out = vec![0.0; batch * image_len];
     // Images per product: its rows then hold no more values than the cotangent's copy, however
     // few output channels there are.
@@ -247,14 +247,14 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
             let mut products = products[n * plane * row..].chunks_exact(row);
             for oh in 0..out_h {
                 for ow in 0..out_w {
-                    let mut values = products.next().unwrap_or_default().iter();
+                    let values = products.next().unwrap_or_default();
+                    let (rows, cols) = (inside(oh, height), inside(ow, width));
                     for c in 0..in_channels {
-                        for kh in 0..kernel {
-                            for kw in 0..kernel {
-                                let value = values.next().copied().unwrap_or_default();
-                                if let (Some(y), Some(x)) = (source(oh, kh, height), source(ow, kw, width)) {
-                                    image[c * channel_step + y * row_step + x * column_step] += value;
-                                }
+                        for kh in rows.clone() {
+                            let taps = &values[(c * kernel + kh) * kernel..][..kernel];
+                            let line = c * channel_step + (oh * stride + kh - padding) * row_step;
+                            for kw in cols.clone() {
+                                image[line + (ow * stride + kw - padding) * column_step] += taps[kw];
                             }
                         }
                     }
