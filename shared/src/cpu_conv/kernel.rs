@@ -71,11 +71,11 @@ pub struct Values<'a> {
     pub layout: Layout,
 }
 
-impl Values<'_> {
+impl Layout {
     /// Steps between neighbours along batch, channel, row and column for `[channels, height,
     /// width]` images.
-    fn strides(&self, [channels, height, width]: [usize; 3]) -> [usize; 4] {
-        match self.layout {
+    fn strides(self, [channels, height, width]: [usize; 3]) -> [usize; 4] {
+        match self {
             Layout::Nchw => [channels * height * width, height * width, width, 1],
             Layout::Nhwc => [height * width * channels, 1, width * channels, channels],
         }
@@ -111,19 +111,7 @@ pub fn conv2d(shape: &ConvShape, input: Values<'_>, weight: &[f32], bias: Option
     let mut out = vec![0.0; batch * out_channels * plane];
     for_each_part(&mut out, out_channels * plane, |n, image| {
         let pixels = &pixels[n * plane * row..][..plane * row];
-        match output {
-            Layout::Nhwc => image.chunks_exact_mut(out_channels).zip(pixels.chunks_exact(row)).for_each(|(to, from)| to.copy_from_slice(&from[..out_channels])),
-            Layout::Nchw => {
-                for first in (0..plane).step_by(RUN) {
-                    let run = first..plane.min(first + RUN);
-                    for (o, channel) in image.chunks_exact_mut(plane).enumerate() {
-                        for p in run.clone() {
-                            channel[p] = pixels[p * row + o];
-                        }
-                    }
-                }
-            }
-        }
+        store_pixels(image, output, [out_channels, plane], [0, 1, plane], |p| &pixels[p * row..][..out_channels]);
     });
     recycle(pixels);
     out
@@ -195,19 +183,7 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], le
                 for a in 0..count_h {
                     let line = (rh + a * stride) * width + rw;
                     let from = |b: usize| &pixels[((n * count_h + a) * count_w + b) * row..][..in_channels];
-                    match output {
-                        Layout::Nhwc => (0..count_w).for_each(|b| image[(line + b * stride) * in_channels..][..in_channels].copy_from_slice(from(b))),
-                        Layout::Nchw => {
-                            for first in (0..count_w).step_by(RUN) {
-                                let run = first..count_w.min(first + RUN);
-                                for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
-                                    for b in run.clone() {
-                                        channel[line + b * stride] = from(b)[c];
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    store_pixels(image, output, [in_channels, plane], [line, stride, count_w], from);
                 }
             });
             recycle(pixels);
@@ -215,6 +191,25 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], le
     }
     recycle(padded.data);
     out
+}
+
+/// Writes the `channels` values `pixel(i)` of `count` pixels into `image` (one image of
+/// `channels` × `plane` values in `layout`) at pixel positions `first + i · step`. NCHW writes go
+/// in runs of [`RUN`] pixels, so that each source row is reused while cached.
+fn store_pixels<'a>(image: &mut [f32], layout: Layout, [channels, plane]: [usize; 2], [first, step, count]: [usize; 3], pixel: impl Fn(usize) -> &'a [f32]) {
+    match layout {
+        Layout::Nhwc => (0..count).for_each(|i| image[(first + i * step) * channels..][..channels].copy_from_slice(pixel(i))),
+        Layout::Nchw => {
+            for start in (0..count).step_by(RUN) {
+                let run = start..count.min(start + RUN);
+                for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
+                    for i in run.clone() {
+                        channel[first + i * step] = pixel(i)[c];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// [`conv2d_input_grad`] for fewer input channels than a register tile holds (an RGB input
@@ -232,7 +227,7 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
     let product = Product { input: &cotangent.data, runs: &[(0, out_channels)], packed: &packed, start: &start, leaky: None };
     let plane = out_h * out_w;
     let image_len = in_channels * height * width;
-    let [_, channel_step, row_step, column_step] = Values { data: &[], layout: output }.strides([in_channels, height, width]);
+    let [_, channel_step, row_step, column_step] = output.strides([in_channels, height, width]);
     // The taps of output coordinate `o` that land inside an image side of `size`.
     let inside = |o: usize, size: usize| padding.saturating_sub(o * stride)..(size + padding).saturating_sub(o * stride).min(kernel);
     let mut out = vec![0.0; batch * image_len];
@@ -461,8 +456,8 @@ impl ChannelsLast {
         let cols = left + width + right;
         let mut data = zeroed(batch * rows * cols * channels);
         let dims = [source_channels, height, width];
-        let [per_image, channel_step, row_step, column_step] = source.strides(dims);
-        let derivative = leaky.map(|(outputs, slope)| (outputs.data, outputs.strides(dims), slope));
+        let [per_image, channel_step, row_step, column_step] = source.layout.strides(dims);
+        let derivative = leaky.map(|(outputs, slope)| (outputs.data, outputs.layout.strides(dims), slope));
         let image_len = source_channels * height * width;
         // Rows are written in order; a channels-last source is read in order too, an NCHW one
         // walks `channels` source lines at once.
