@@ -310,9 +310,13 @@ pub fn conv2d_parameter_grads(shape: &ConvShape, input: Values<'_>, grad: Values
     (weight, first[weights_len..][..out_channels].to_vec())
 }
 
-/// Output pixels per accumulation pass: their inputs and cotangents stay in the first-level
-/// cache while every tile of a part passes over them.
-const WEIGHT_CHUNK: usize = 64;
+/// Output pixels per accumulation pass: each pass loads and stores every sum of its part
+/// once, so the longer the pass, the less that traffic weighs.
+const WEIGHT_CHUNK: usize = 256;
+
+/// Input values per packed panel: a pass's panel (`WEIGHT_CHUNK` pixels of them, 256 KiB)
+/// stays in the second-level cache while every block of output channels reads it.
+const PANEL_VALUES: usize = 256;
 
 /// Threads that share the work.
 fn worker_count() -> usize {
@@ -342,6 +346,10 @@ fn receptive_field_corners(shape: &ConvShape, padded: &ChannelsLast) -> Vec<usiz
 /// cotangent[m][block·BLOCK + j]` over the pixels `m` of `pixels`, where `o(i)` walks the runs
 /// (a kernel row's taps × input channels are one run of adjacent values, so an RGB layer's
 /// nine values per row fill a tile as a wide layer's channels do).
+///
+/// Per pass, the input values of each panel are first copied pixel-major per tile, so that
+/// the tile loops read them in order from the cache rather than one line per pixel from
+/// memory, once for every block of output channels.
 struct WeightTiles<'a> {
     input: &'a [f32],
     cotangent: &'a [f32],
@@ -351,39 +359,90 @@ struct WeightTiles<'a> {
     sums: &'a mut [f32],
 }
 
+/// `width` adjacent input values at `offset` from a pixel's corner, the `value`-th onwards.
+#[derive(Clone, Copy)]
+struct ValueTile {
+    offset: usize,
+    value: usize,
+    width: usize,
+}
+
+/// The runs cut into tiles of `widest` values, what is left of each run in tiles as wide as
+/// fit (one-value tiles load more than they multiply).
+fn value_tiles(runs: &[(usize, usize)], widest: usize) -> Vec<ValueTile> {
+    let mut tiles = Vec::new();
+    let mut value = 0;
+    for &(offset, length) in runs {
+        let mut push = |i: usize, width: usize| tiles.push(ValueTile { offset: offset + i, value: value + i, width });
+        let mut i = 0;
+        while i + widest <= length {
+            push(i, widest);
+            i += widest;
+        }
+        for width in [4, 2] {
+            if i + width <= length && widest > width {
+                push(i, width);
+                i += width;
+            }
+        }
+        (i..length).for_each(|i| push(i, 1));
+        value += length;
+    }
+    tiles
+}
+
 impl TileLoop for WeightTiles<'_> {
     #[inline(always)]
     fn run<S: Simd, const C: usize, const V: usize>(self, simd: S) {
         let Self { input, cotangent, bases, pixels, runs, sums } = self;
         let row = cotangent.len() / bases.len().max(1);
         let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
+        let tiles = value_tiles(runs, C);
+        // Consecutive tiles of at most `PANEL_VALUES` values each.
+        let mut panels: Vec<&[ValueTile]> = Vec::new();
+        let mut rest = tiles.as_slice();
+        while !rest.is_empty() {
+            let mut width = 0;
+            let count = rest.iter().take_while(|tile| (width += tile.width, width <= PANEL_VALUES).1).count().max(1);
+            let (panel, tail) = rest.split_at(count);
+            panels.push(panel);
+            rest = tail;
+        }
+        let mut panel = Vec::with_capacity(PANEL_VALUES.max(C) * WEIGHT_CHUNK);
+        let mut blocked = Vec::with_capacity(row * WEIGHT_CHUNK);
         for first in pixels.clone().step_by(WEIGHT_CHUNK) {
             let chunk = first..pixels.end.min(first + WEIGHT_CHUNK);
             let corners = &bases[chunk.clone()];
+            // The pass's cotangents block by block: read in place, a block's lines lie a row
+            // apart, and a row of 512 or 128 values (a power-of-two stride) maps them onto a
+            // few sets of the first-level cache, which then holds a fraction of them.
+            blocked.clear();
             for block in 0..row / BLOCK {
-                let lines: Vec<&[S::f32s]> =
-                    chunk.clone().map(|m| &S::as_simd_f32s(&cotangent[m * row + block * BLOCK..][..BLOCK]).0[..V]).collect();
-                let mut block_sums = &mut sums[block * per_block..][..per_block];
-                for &(offset, length) in runs {
-                    let (run_sums, rest) = block_sums.split_at_mut(length * BLOCK);
-                    block_sums = rest;
-                    let mut i = 0;
-                    while i + C <= length {
-                        weight_tile::<S, C, V>(simd, input, corners, offset + i, &lines, &mut run_sums[i * BLOCK..][..C * BLOCK]);
-                        i += C;
+                for line in cotangent[chunk.start * row..chunk.end * row].chunks_exact(row) {
+                    blocked.extend_from_slice(&line[block * BLOCK..][..BLOCK]);
+                }
+            }
+            for &panel_tiles in &panels {
+                panel.clear();
+                for tile in panel_tiles {
+                    for &corner in corners {
+                        panel.extend_from_slice(&input[corner + tile.offset..][..tile.width]);
                     }
-                    // What is left in tiles as wide as fit: one-value tiles load more than
-                    // they multiply.
-                    if i + 4 <= length && C > 4 {
-                        weight_tile::<S, 4, V>(simd, input, corners, offset + i, &lines, &mut run_sums[i * BLOCK..][..4 * BLOCK]);
-                        i += 4;
-                    }
-                    if i + 2 <= length && C > 2 {
-                        weight_tile::<S, 2, V>(simd, input, corners, offset + i, &lines, &mut run_sums[i * BLOCK..][..2 * BLOCK]);
-                        i += 2;
-                    }
-                    for i in i..length {
-                        weight_tile::<S, 1, V>(simd, input, corners, offset + i, &lines, &mut run_sums[i * BLOCK..][..BLOCK]);
+                }
+                for block in 0..row / BLOCK {
+                    let block_sums = &mut sums[block * per_block..][..per_block];
+                    let lines = &blocked[block * corners.len() * BLOCK..][..corners.len() * BLOCK];
+                    let mut values = panel.as_slice();
+                    for tile in panel_tiles {
+                        let (tile_values, rest) = values.split_at(tile.width * corners.len());
+                        values = rest;
+                        let tile_sums = &mut block_sums[tile.value * BLOCK..][..tile.width * BLOCK];
+                        match tile.width {
+                            w if w == C => weight_tile::<S, C, V>(simd, tile_values, lines, tile_sums),
+                            4 => weight_tile::<S, 4, V>(simd, tile_values, lines, tile_sums),
+                            2 => weight_tile::<S, 2, V>(simd, tile_values, lines, tile_sums),
+                            _ => weight_tile::<S, 1, V>(simd, tile_values, lines, tile_sums),
+                        }
                     }
                 }
             }
@@ -391,13 +450,13 @@ impl TileLoop for WeightTiles<'_> {
     }
 }
 
-/// `sums[c][j] += Σ_m input[corners[m] + offset + c] · lines[m][j]` for `C` input channels.
+/// `sums[c][j] += Σ_m values[m][c] · lines[m][j]` for `C` input values per pixel.
 #[inline(always)]
-fn weight_tile<S: Simd, const C: usize, const V: usize>(simd: S, input: &[f32], corners: &[usize], offset: usize, lines: &[&[S::f32s]], sums: &mut [f32]) {
+fn weight_tile<S: Simd, const C: usize, const V: usize>(simd: S, values: &[f32], lines: &[f32], sums: &mut [f32]) {
     let vectors = S::as_mut_simd_f32s(sums).0;
     let mut acc: [[S::f32s; V]; C] = core::array::from_fn(|c| core::array::from_fn(|v| vectors[c * V + v]));
-    for (&corner, line) in corners.iter().zip(lines) {
-        let values = &input[corner + offset..][..C];
+    for (values, line) in values.chunks_exact(C).zip(lines.chunks_exact(BLOCK)) {
+        let line = S::as_simd_f32s(line).0;
         for c in 0..C {
             let x = simd.splat_f32s(values[c]);
             for v in 0..V {
@@ -672,10 +731,11 @@ mod tests {
     use super::*;
 
     /// The weight-gradient loop with scalar tiles of 1, 3 and 6 values (the fallback, and run
-    /// lengths that leave every remainder tile) gives the dispatched loop's sums.
+    /// lengths that leave every remainder tile) gives the dispatched loop's sums, over more
+    /// than one pass of pixels and more than one panel of values.
     #[test]
     fn scalar_weight_tiles_agree_with_dispatched_simd() {
-        let (channels, pixels, row) = (13, 150, 2 * BLOCK);
+        let (channels, pixels, row) = (PANEL_VALUES / 2 + 1, WEIGHT_CHUNK + 150, 2 * BLOCK);
         let input: Vec<f32> = (0..(pixels + 8) * channels).map(|i| ((i * 29 % 97) as f32 - 48.0) / 48.0).collect();
         let cotangent: Vec<f32> = (0..pixels * row).map(|i| ((i * 13 % 89) as f32 - 44.0) / 44.0).collect();
         let bases: Vec<usize> = (0..pixels).map(|p| p * channels).collect();
@@ -696,10 +756,14 @@ mod tests {
             let worst = dispatched.iter().zip(sums(tiles)).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(worst < 1e-3, "{tiles}-value scalar tiles differ by {worst}");
         }
-        // One sum by hand: block 1, the second run's value 4, output channel 1·16 + 7.
-        let expected: f32 = (3..pixels).map(|m| input[bases[m] + 5 * channels + 4] * cotangent[m * row + BLOCK + 7]).sum();
-        let got = dispatched[((3 * channels) + 2 * channels + 4) * BLOCK + 7];
-        assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
+        // Sums by hand: block 1, output channel 1·16 + 7, at both ends of each run (the
+        // first run's last values and all of the second run's lie in the second panel).
+        for (run, value) in [(0, 4), (0, 2 * channels - 1), (1, 4), (1, channels - 1)] {
+            let (offset, first) = [(0, 0), (5 * channels, 2 * channels)][run];
+            let expected: f32 = (3..pixels).map(|m| input[bases[m] + offset + value] * cotangent[m * row + BLOCK + 7]).sum();
+            let got = dispatched[(3 * channels + first + value) * BLOCK + 7];
+            assert!((got - expected).abs() < 1e-2, "run {run} value {value}: {got} vs {expected}");
+        }
     }
 
     /// Tiles other than the host's SIMD width (the 1-lane fallback, and pixel counts that
