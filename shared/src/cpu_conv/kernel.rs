@@ -344,8 +344,7 @@ fn receptive_field_corners(shape: &ConvShape, padded: &ChannelsLast) -> Vec<usiz
 
 /// One part of [`conv2d_parameter_grads`]: `sums[block][i][j] += Σ_m input[bases[m] + o(i)] ·
 /// cotangent[m][block·BLOCK + j]` over the pixels `m` of `pixels`, where `o(i)` walks the runs
-/// (a kernel row's taps × input channels are one run of adjacent values, so an RGB layer's
-/// nine values per row fill a tile as a wide layer's channels do).
+/// (a kernel row's taps × input channels are one run of adjacent values).
 ///
 /// Per pass, the input values of each panel are first copied pixel-major per tile, so that
 /// the tile loops read them in order from the cache rather than one line per pixel from
@@ -359,35 +358,19 @@ struct WeightTiles<'a> {
     sums: &'a mut [f32],
 }
 
-/// `width` adjacent input values at `offset` from a pixel's corner, the `value`-th onwards.
-#[derive(Clone, Copy)]
-struct ValueTile {
-    offset: usize,
-    value: usize,
-    width: usize,
-}
-
-/// The runs cut into tiles of `widest` values, what is left of each run in tiles as wide as
-/// fit (one-value tiles load more than they multiply).
-fn value_tiles(runs: &[(usize, usize)], widest: usize) -> Vec<ValueTile> {
-    let mut tiles = Vec::new();
-    let mut value = 0;
-    for &(offset, length) in runs {
-        let mut push = |i: usize, width: usize| tiles.push(ValueTile { offset: offset + i, value: value + i, width });
-        let mut i = 0;
-        while i + widest <= length {
-            push(i, widest);
-            i += widest;
+/// `values` input values, `widest` at a time, what is left in tiles as wide as fit (one-value
+/// tiles load more than they multiply): `(first value, width)`. Tiles may straddle runs (the
+/// panels gather their values), so an RGB layer's 27 values take four six-value tiles.
+fn value_tiles(values: usize, widest: usize) -> Vec<(usize, usize)> {
+    let mut tiles: Vec<(usize, usize)> = (0..values / widest).map(|t| (t * widest, widest)).collect();
+    let mut i = values / widest * widest;
+    for width in [4, 2] {
+        if i + width <= values && widest > width {
+            tiles.push((i, width));
+            i += width;
         }
-        for width in [4, 2] {
-            if i + width <= length && widest > width {
-                push(i, width);
-                i += width;
-            }
-        }
-        (i..length).for_each(|i| push(i, 1));
-        value += length;
     }
+    tiles.extend((i..values).map(|i| (i, 1)));
     tiles
 }
 
@@ -397,13 +380,15 @@ impl TileLoop for WeightTiles<'_> {
         let Self { input, cotangent, bases, pixels, runs, sums } = self;
         let row = cotangent.len() / bases.len().max(1);
         let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
-        let tiles = value_tiles(runs, C);
+        // Offset from a pixel's corner of each input value, in the order of the sums.
+        let offsets: Vec<usize> = runs.iter().flat_map(|&(offset, length)| offset..offset + length).collect();
+        let tiles = value_tiles(offsets.len(), C);
         // Consecutive tiles of at most `PANEL_VALUES` values each.
-        let mut panels: Vec<&[ValueTile]> = Vec::new();
+        let mut panels: Vec<&[(usize, usize)]> = Vec::new();
         let mut rest = tiles.as_slice();
         while !rest.is_empty() {
             let mut width = 0;
-            let count = rest.iter().take_while(|tile| (width += tile.width, width <= PANEL_VALUES).1).count().max(1);
+            let count = rest.iter().take_while(|&&(_, tile_width)| (width += tile_width, width <= PANEL_VALUES).1).count().max(1);
             let (panel, tail) = rest.split_at(count);
             panels.push(panel);
             rest = tail;
@@ -416,28 +401,37 @@ impl TileLoop for WeightTiles<'_> {
             // The pass's cotangents block by block: read in place, a block's lines lie a row
             // apart, and a row of 512 or 128 values (a power-of-two stride) maps them onto a
             // few sets of the first-level cache, which then holds a fraction of them.
+            // (One block per row: that is already the order.)
+            let lines = &cotangent[chunk.start * row..chunk.end * row];
             blocked.clear();
-            for block in 0..row / BLOCK {
-                for line in cotangent[chunk.start * row..chunk.end * row].chunks_exact(row) {
-                    blocked.extend_from_slice(&line[block * BLOCK..][..BLOCK]);
+            if row > BLOCK {
+                for block in 0..row / BLOCK {
+                    blocked.extend(lines.chunks_exact(row).flat_map(|line| &line[block * BLOCK..][..BLOCK]));
                 }
             }
+            let blocked = if row > BLOCK { blocked.as_slice() } else { lines };
             for &panel_tiles in &panels {
                 panel.clear();
-                for tile in panel_tiles {
+                for &(value, width) in panel_tiles {
+                    let tile_offsets = &offsets[value..][..width];
                     for &corner in corners {
-                        panel.extend_from_slice(&input[corner + tile.offset..][..tile.width]);
+                        // Adjacent values (most tiles) copy as one slice.
+                        if tile_offsets[width - 1] - tile_offsets[0] == width - 1 {
+                            panel.extend_from_slice(&input[corner + tile_offsets[0]..][..width]);
+                        } else {
+                            panel.extend(tile_offsets.iter().map(|offset| input[corner + offset]));
+                        }
                     }
                 }
                 for block in 0..row / BLOCK {
                     let block_sums = &mut sums[block * per_block..][..per_block];
                     let lines = &blocked[block * corners.len() * BLOCK..][..corners.len() * BLOCK];
                     let mut values = panel.as_slice();
-                    for tile in panel_tiles {
-                        let (tile_values, rest) = values.split_at(tile.width * corners.len());
+                    for &(value, width) in panel_tiles {
+                        let (tile_values, rest) = values.split_at(width * corners.len());
                         values = rest;
-                        let tile_sums = &mut block_sums[tile.value * BLOCK..][..tile.width * BLOCK];
-                        match tile.width {
+                        let tile_sums = &mut block_sums[value * BLOCK..][..width * BLOCK];
+                        match width {
                             w if w == C => weight_tile::<S, C, V>(simd, tile_values, lines, tile_sums),
                             4 => weight_tile::<S, 4, V>(simd, tile_values, lines, tile_sums),
                             2 => weight_tile::<S, 2, V>(simd, tile_values, lines, tile_sums),
@@ -732,10 +726,11 @@ mod tests {
 
     /// The weight-gradient loop with scalar tiles of 1, 3 and 6 values (the fallback, and run
     /// lengths that leave every remainder tile) gives the dispatched loop's sums, over more
-    /// than one pass of pixels and more than one panel of values.
+    /// than one pass of pixels, more than one panel of values, and tiles that straddle runs
+    /// (the first run's 260 values are no multiple of 3 or 6).
     #[test]
     fn scalar_weight_tiles_agree_with_dispatched_simd() {
-        let (channels, pixels, row) = (PANEL_VALUES / 2 + 1, WEIGHT_CHUNK + 150, 2 * BLOCK);
+        let (channels, pixels, row) = (PANEL_VALUES / 2 + 2, WEIGHT_CHUNK + 150, 2 * BLOCK);
         let input: Vec<f32> = (0..(pixels + 8) * channels).map(|i| ((i * 29 % 97) as f32 - 48.0) / 48.0).collect();
         let cotangent: Vec<f32> = (0..pixels * row).map(|i| ((i * 13 % 89) as f32 - 44.0) / 44.0).collect();
         let bases: Vec<usize> = (0..pixels).map(|p| p * channels).collect();
@@ -758,7 +753,7 @@ mod tests {
         }
         // Sums by hand: block 1, output channel 1·16 + 7, at both ends of each run (the
         // first run's last values and all of the second run's lie in the second panel).
-        for (run, value) in [(0, 4), (0, 2 * channels - 1), (1, 4), (1, channels - 1)] {
+        for (run, value) in [(0, 4), (0, 2 * channels - 1), (1, 0), (1, 4), (1, channels - 1)] {
             let (offset, first) = [(0, 0), (5 * channels, 2 * channels)][run];
             let expected: f32 = (3..pixels).map(|m| input[bases[m] + offset + value] * cotangent[m * row + BLOCK + 7]).sum();
             let got = dispatched[(3 * channels + first + value) * BLOCK + 7];
