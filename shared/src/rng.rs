@@ -2,8 +2,8 @@
 //!
 //! Chain initialisations drawn from it are identical natively and in the browser, so a
 //! noise-free chain with the same seed produces the same image everywhere. Per-step Langevin
-//! noise comes from the device's own generator by default (fast on a GPU), see
-//! [`crate::sampler::NoiseSource`].
+//! noise comes from the device's own generator by default (fast on a GPU; on the CPU it seeds
+//! [`fill_normal`]), see [`crate::sampler::NoiseSource`].
 
 use burn::prelude::*;
 
