@@ -287,6 +287,8 @@ fn parameter_gradients_match_autodiff_on_flex() {
     let ad = flex.clone().autodiff();
     let mut families = tiny_families();
     families.extend(stacks_of("short_run n_f 16", ModelSpec::ShortRun(ShortRunConfig::new().with_image_size(16).with_n_f(16)), 2));
+    // Enough pixels for several of the weight-gradient kernel's 256-pixel passes per thread.
+    families.extend(stacks_of("short_run grey n_f 16 ×8", ModelSpec::ShortRun(ShortRunConfig::new().with_channels(1).with_n_f(16)), 8));
     families.extend(stacks_of("multigrid ÷4", ModelSpec::Multigrid(MultigridConfig::new().with_width_divisor(4)), 2));
     let mut checked = 0;
     for (label, spec, batch) in families {
