@@ -725,7 +725,7 @@ fn recycle(buffer: Vec<f32>) {
 
 /// Calls `task(i, part)` for each consecutive `part_len`-long part of `data` (the last may be
 /// shorter), on all cores where threads exist.
-fn for_each_part(data: &mut [f32], part_len: usize, task: impl Fn(usize, &mut [f32]) + Send + Sync) {
+pub(crate) fn for_each_part(data: &mut [f32], part_len: usize, task: impl Fn(usize, &mut [f32]) + Send + Sync) {
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;

@@ -13,6 +13,7 @@
 mod kernel;
 
 pub use kernel::Layout;
+pub(crate) use kernel::for_each_part;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use shared::nets::{MultigridConfig, Polarity, ShortRunConfig};
 use shared::rng::HostRng;
 use shared::sampler::{
-    ChainInit, DeviceNoise, LangevinConfig, LatentEnergy, LogDensity, MalaConfig, NetDensity, PersistentChains, ProposalNorm,
+    ChainInit, DeviceNoise, LangevinConfig, LatentEnergy, LogDensity, MalaConfig, NetDensity, NoiseSource, PersistentChains, ProposalNorm,
     Observation, cascade, downscale, downscale_mask, langevin, mala, multigrid::Grid, upscale,
 };
 
@@ -65,6 +65,30 @@ fn frozen_pixels_never_change(device: &Device) {
         }
     }
     assert!(moved_free > before.len() / 4, "free pixels should move, {moved_free} did");
+}
+
+/// With `clip`, every step ends inside the bounds, and the first step is the unclipped step
+/// clamped (the same noise, from the host generator: other tests reseed the device's); a drift
+/// this strong takes unclipped chains far outside.
+fn clipped_chains_stay_in_range(device: &Device) {
+    let stack = ShortRunConfig::new().with_image_size(16).with_n_f(4).init(device).expect("init");
+    let density = NetDensity { stack: &stack, polarity: Polarity::NegativeEnergy };
+    let x0 = uniform([2, 3, 16, 16], device);
+    let free = LangevinConfig { step_size: 200.0, noise: 0.5, ..LangevinConfig::short_run(1) };
+    let clipped = LangevinConfig { clip: Some([-1.0, 1.0]), ..free };
+    let run = |config: &LangevinConfig| {
+        let out = langevin(&density, x0.clone(), config, None, &mut HostRng::new(9), |_| ControlFlow::Continue(()));
+        host(out.x)
+    };
+    let (free_step, clipped_step) = (run(&free), run(&clipped));
+    let outside = free_step.iter().filter(|v| v.abs() > 1.0).count();
+    assert!(outside > free_step.len() / 10, "only {outside} of {} values left [−1, 1] unclipped", free_step.len());
+    for (f, c) in free_step.iter().zip(&clipped_step) {
+        assert!((f.clamp(-1.0, 1.0) - c).abs() < 1e-6, "clipped {c} is not clamp({f})");
+    }
+    let chain = run(&LangevinConfig { steps: 10, ..clipped });
+    assert!(chain.iter().all(|v| (-1.0..=1.0).contains(v)), "a clipped chain left [−1, 1]");
+    assert!(chain.iter().any(|v| v.abs() < 1.0), "every value stuck at a bound");
 }
 
 fn callback_can_stop_a_chain(device: &Device) {
@@ -214,9 +238,29 @@ fn mala_samples_a_gaussian(device: &Device) {
     assert!(rate > 0.6 && rate < 1.0, "acceptance rate {rate}");
 }
 
+/// The chains' Gaussian noise (on the CPU from `rng::fill_normal`, seeded by the device's
+/// generator; elsewhere burn's) has a standard normal's moments, and two draws differ.
+fn device_noise_is_standard_normal(device: &Device) {
+    let mut noise = DeviceNoise::seeded(device, 21);
+    let first = host(noise.normal([8, 3, 32, 32], device));
+    let second = host(noise.normal([8, 3, 32, 32], device));
+    let n = first.len() as f64;
+    let mean = first.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let variance = first.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let beyond_two = first.iter().filter(|v| v.abs() > 2.0).count() as f64 / n;
+    println!("device noise: mean {mean:.4}, variance {variance:.4}, P(|z| > 2) {beyond_two:.4}");
+    assert!(mean.abs() < 0.03, "mean {mean}");
+    assert!((variance - 1.0).abs() < 0.04, "variance {variance}");
+    assert!((beyond_two - 0.0455).abs() < 0.008, "P(|z| > 2) = {beyond_two}");
+    let equal = first.iter().zip(&second).filter(|(a, b)| a == b).count();
+    assert!(equal < 5, "consecutive draws share {equal} values");
+}
+
 device_tests!(
+    device_noise_is_standard_normal,
     noise_free_chains_increase_the_log_density,
     frozen_pixels_never_change,
+    clipped_chains_stay_in_range,
     callback_can_stop_a_chain,
     scaling_is_block_average_and_replication,
     cascade_produces_every_grid,

@@ -104,6 +104,7 @@ fn bad_input_gives_readable_errors_not_panics() {
         (vec!["train", "--data", "/nonexistent/data", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "/nonexistent/data"),
         (vec!["train", "--image-size", "12", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "image size"),
         (vec!["train", "--channels", "2", "--image-size", "16", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "channels"),
+        (vec!["train", "--sample-range-limit", "0", "--run", run.to_str().expect("utf-8"), "--device", "flex"], "--sample-range-limit"),
         (vec!["train", "--resume", "--run", no_run.to_str().expect("utf-8"), "--device", "flex"], "--resume"),
         (vec!["sample", garbage.to_str().expect("utf-8"), "--count", "0", "--device", "flex"], "magic"),
     ];
