@@ -2,8 +2,8 @@
 //!
 //! Chain initialisations drawn from it are identical natively and in the browser, so a
 //! noise-free chain with the same seed produces the same image everywhere. Per-step Langevin
-//! noise comes from the device's own generator by default (fast on a GPU), see
-//! [`crate::sampler::NoiseSource`].
+//! noise comes from the device's own generator by default (fast on a GPU; on the CPU it seeds
+//! [`fill_normal`]), see [`crate::sampler::NoiseSource`].
 
 use burn::prelude::*;
 
@@ -85,8 +85,8 @@ impl HostRng {
 /// not depend on how many threads share the work.
 const NORMAL_STREAM: usize = 4096;
 
-/// Fills `out` with standard normal values: Marsaglia's polar method on xoshiro256++ streams seeded from
-/// `seed` (one per 4096 values), on all cores where threads exist. burn's CPU generator draws
+/// Fills `out` with standard normal values: Marsaglia's polar method on xoshiro256++ streams
+/// seeded from `seed` (one per 4096 values), on all cores where threads exist. burn's CPU generator draws
 /// each value through a ChaCha stream on one thread, a tenth of a small net's Langevin step.
 pub fn fill_normal(seed: u64, out: &mut [f32]) {
     crate::cpu_conv::for_each_part(out, NORMAL_STREAM, |stream, values| {
