@@ -614,6 +614,30 @@ impl Block {
         cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
     }
 
+    /// The BatchNorm and LeakyReLU slope (0: ReLU) of a block whose CPU kernels fuse the two:
+    /// batch statistics, an activation whose output decides its derivative.
+    fn norm_fusion(&self) -> Option<(&Norm, f64)> {
+        let norm = self.norm.as_ref().filter(|norm| norm.mode == NormMode::BatchStatistics)?;
+        Some((norm, self.act.fusable_slope()?))
+    }
+
+    /// BatchNorm and activation of the operation's output `h` by the CPU's fused kernel
+    /// ([`cpu_conv::batch_norm_leaky`]): the block's output, `x̂` and `1/σ`, or `None` where
+    /// [`Block::norm_fusion`] says no or off the CPU.
+    fn norm_forward_fused(&self, h: &Tensor<4>) -> Option<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+        let (norm, slope) = self.norm_fusion()?;
+        cpu_conv::batch_norm_leaky(h, &norm.gamma.val(), &norm.beta.val(), norm.eps, slope)
+    }
+
+    /// The cotangent of the operation's output from that of the block's output through the
+    /// activation and the BatchNorm by the CPU's fused kernel, with the gain's and shift's
+    /// gradients.
+    fn norm_backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+        let (norm, slope) = self.norm_fusion()?;
+        let (normalised, inv_std) = trace.norm.as_ref()?;
+        cpu_conv::batch_norm_leaky_backward(grad, trace.activation.as_ref()?, normalised, inv_std, &norm.gamma.val(), slope)
+    }
+
     /// The convolution, the LeakyReLU's slope and its outputs of a block whose backward pass
     /// can apply the activation's derivative inside the kernels, given its trace.
     fn fused_parts<'a>(&'a self, trace: &'a BlockTrace) -> Option<(&'a ConvOp, f64, &'a Tensor<4>)> {
@@ -627,10 +651,15 @@ impl Block {
         if let Some(input_grad) = self.backward_fused(&grad, trace, layout) {
             return input_grad;
         }
-        let grad = self.act.backward(grad, trace.activation.as_ref());
-        let grad = match (&self.norm, &trace.norm) {
-            (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
-            _ => grad,
+        let grad = match self.norm_backward_fused(&grad, trace) {
+            Some((grad, ..)) => grad,
+            None => {
+                let grad = self.act.backward(grad, trace.activation.as_ref());
+                match (&self.norm, &trace.norm) {
+                    (Some(norm), Some((normalised, inv_std))) => norm.backward(grad, normalised, inv_std),
+                    _ => grad,
+                }
+            }
         };
         self.op_backward(grad, trace.input_dims, layout)
     }
@@ -641,6 +670,9 @@ impl Block {
             return a;
         }
         let h = self.apply_op(x);
+        if let Some((a, ..)) = self.norm_forward_fused(&h) {
+            return a;
+        }
         let y = match &self.norm {
             Some(norm) => norm.forward(h).0,
             None => h,
@@ -659,18 +691,19 @@ impl Block {
             let input_grad = input_layout.map(|layout| self.input_backward(grad, saved, layout));
             return Some((op_gradients(weight, bias, conv.bias.is_some()), input_grad));
         }
-        let grad = self.act.backward(grad, saved.activation.as_ref());
-        let (grad, norm_gradients) = match (&self.norm, &saved.norm) {
-            (Some(norm), Some((normalised, inv_std))) => {
+        // Running statistics receive no gradient.
+        let (grad, norm_gradients) = match (self.norm_backward_fused(&grad, saved), &self.norm, &saved.norm) {
+            (Some((grad, gamma, beta)), ..) => (grad, vec![Some(gamma), Some(beta), None, None]),
+            (None, Some(norm), Some((normalised, inv_std))) => {
+                let grad = self.act.backward(grad, saved.activation.as_ref());
                 let channels = norm.gamma.dims()[0];
                 let per_channel = |t: Tensor<4>| Some(t.sum_dims(&[0, 2, 3]).reshape([channels]));
                 let gamma = per_channel(grad.clone() * normalised.clone());
                 let beta = per_channel(grad.clone());
-                // Running statistics receive no gradient.
                 (norm.backward(grad, normalised, inv_std), vec![gamma, beta, None, None])
             }
-            (None, _) => (grad, Vec::new()),
-            (Some(_), None) => return None,
+            (None, None, _) => (self.act.backward(grad, saved.activation.as_ref()), Vec::new()),
+            (None, Some(_), None) => return None,
         };
         let op = match &self.op {
             Op::Conv(conv) => {
@@ -843,6 +876,11 @@ impl Stack {
                 continue;
             }
             let h = block.apply_op(x);
+            if let Some((a, normalised, inv_std)) = block.norm_forward_fused(&h) {
+                blocks.push(BlockTrace { input_dims, input, norm: Some((normalised, inv_std)), activation: Some(a.clone()) });
+                x = a;
+                continue;
+            }
             let (y, norm) = match &block.norm {
                 Some(norm) => {
                     let (y, normalised, inv_std) = norm.forward(h);

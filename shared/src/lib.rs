@@ -1,7 +1,8 @@
 //! Energy-based generative ConvNets shared by the native trainer and the browser runtime.
 //!
 //! - [`layers`]: feed-forward stacks with an explicit, differentiable input-gradient;
-//! - [`cpu_conv`]: their convolutions on burn's CPU backend, register-tiled with run-time SIMD;
+//! - [`cpu_conv`]: their convolutions on burn's CPU backend, register-tiled with run-time SIMD,
+//!   and their batch-statistics BatchNorm + LeakyReLU;
 //! - [`nets`]: the network families of the four papers as `Config`s of stacks;
 //! - [`sampler`]: Langevin dynamics under every paper's convention, the multigrid cascade,
 //!   latent MALA, chain initialisations;

@@ -231,33 +231,29 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
     // The taps of output coordinate `o` that land inside an image side of `size`.
     let inside = |o: usize, size: usize| padding.saturating_sub(o * stride)..(size + padding).saturating_sub(o * stride).min(kernel);
     let mut out = vec![0.0; batch * image_len];
-    // Images per product: its rows then hold no more values than the cotangent's copy, however
-    // few output channels there are.
-    let group = (batch * out_channels / row).clamp(1, batch);
-    for (first, images) in out.chunks_mut(group * image_len).enumerate() {
-        let pixels = first * group * plane..(first * group + images.len() / image_len) * plane;
-        let bases: Vec<usize> = pixels.map(|m| m * out_channels).collect();
+    // One image per task, its product then its scatter: the products in flight hold a few
+    // images' rows, however few output channels there are, and the scatter runs on every core.
+    for_each_part(&mut out, image_len, |n, image| {
+        let bases: Vec<usize> = (n * plane..(n + 1) * plane).map(|m| m * out_channels).collect();
         let products = product.run(&bases);
-        for_each_part(images, image_len, |n, image| {
-            let mut products = products[n * plane * row..].chunks_exact(row);
-            for oh in 0..out_h {
-                for ow in 0..out_w {
-                    let values = products.next().unwrap_or_default();
-                    let (rows, cols) = (inside(oh, height), inside(ow, width));
-                    for c in 0..in_channels {
-                        for kh in rows.clone() {
-                            let taps = &values[(c * kernel + kh) * kernel..][..kernel];
-                            let line = c * channel_step + (oh * stride + kh - padding) * row_step;
-                            for kw in cols.clone() {
-                                image[line + (ow * stride + kw - padding) * column_step] += taps[kw];
-                            }
-                        }
+        let mut rows_of_pixels = products.chunks_exact(row);
+        for oh in 0..out_h {
+            for ow in 0..out_w {
+                let values = rows_of_pixels.next().unwrap_or_default();
+                let (rows, cols) = (inside(oh, height), inside(ow, width));
+                let first_column = (ow * stride + cols.start - padding) * column_step;
+                for c in 0..in_channels {
+                    for kh in rows.clone() {
+                        let taps = &values[(c * kernel + kh) * kernel..][cols.clone()];
+                        let line = c * channel_step + (oh * stride + kh - padding) * row_step + first_column;
+                        let targets = image[line..].iter_mut().step_by(column_step);
+                        targets.zip(taps).for_each(|(target, tap)| *target += tap);
                     }
                 }
             }
-        });
+        }
         recycle(products);
-    }
+    });
     recycle(cotangent.data);
     out
 }
@@ -733,6 +729,18 @@ pub(crate) fn for_each_part(data: &mut [f32], part_len: usize, task: impl Fn(usi
     }
     #[cfg(not(feature = "parallel"))]
     data.chunks_mut(part_len).enumerate().for_each(|(i, part)| task(i, part));
+}
+
+/// Calls `task(i, first_part, second_part)` for each pair of consecutive `part_len`-long parts
+/// of two buffers of one length, on all cores where threads exist.
+pub(crate) fn for_each_pair_of_parts(first: &mut [f32], second: &mut [f32], part_len: usize, task: impl Fn(usize, &mut [f32], &mut [f32]) + Send + Sync) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        first.par_chunks_mut(part_len).zip(second.par_chunks_mut(part_len)).enumerate().for_each(|(i, (a, b))| task(i, a, b));
+    }
+    #[cfg(not(feature = "parallel"))]
+    first.chunks_mut(part_len).zip(second.chunks_mut(part_len)).enumerate().for_each(|(i, (a, b))| task(i, a, b));
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@
 //! in place, in burn's NCHW order or channels-last ([`Layout::Nhwc`], a permuted view to burn);
 //! they compute channels-last, so a result handed on in that layout costs no transposition.
 //! Results agree with burn's to float rounding (tests below).
+//!
+//! Batch-statistics BatchNorm followed by a LeakyReLU (the multigrid nets' blocks) runs here
+//! too, in a few passes instead of a dozen of flex's element-wise ops ([`batch_norm_leaky`]).
 
 mod kernel;
+mod norm;
 
 pub use kernel::Layout;
 pub(crate) use kernel::for_each_part;
@@ -24,8 +28,10 @@ use kernel::ConvShape;
 
 /// Fewest output channels of a forward pass taken here (the channels along its register tile):
 /// a narrower layer (an energy head) leaves most of a 16-channel tile empty, and flex is as
-/// fast on it.
-pub const MIN_CHANNELS: usize = 16;
+/// fast on it. Half a tile still wins: the multigrid nets at ÷8 widths open with 8 and 12
+/// channels on RGB, which flex's direct small-channel path took at a fifth of the cascade's
+/// time (2026-12-01: whole cascade 280–311 ms → 230–237 ms).
+pub const MIN_CHANNELS: usize = 8;
 
 /// `conv2d(x, weight, bias)` with stride and padding on both axes, then a LeakyReLU of slope
 /// `leaky` (0: ReLU) where given, stored in the `output` layout; `None` where burn's own ops
@@ -101,6 +107,47 @@ pub fn conv2d_parameter_grads(
         Tensor::from_data(TensorData::new(weight_grad, [out_channels, in_channels, kernel, kernel]), &device),
         Tensor::from_data(TensorData::new(bias_grad, [out_channels]), &device),
     ))
+}
+
+/// Batch-statistics BatchNorm of `h` `[N, C, H, W]` (the batch's mean and biased variance,
+/// `eps` added) with gain `gamma` and shift `beta` `[C]`, then a LeakyReLU of `slope` (0: ReLU),
+/// in NCHW order: the outputs, `x̂` `[N, C, H, W]` and `1/σ` `[1, C, 1, 1]` (what
+/// [`batch_norm_leaky_backward`] needs), or `None` where burn's own ops should run.
+pub fn batch_norm_leaky(h: &Tensor<4>, gamma: &Tensor<1>, beta: &Tensor<1>, eps: f64, slope: f64) -> Option<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+    let dims @ [batch, channels, height, width] = h.dims();
+    if !on_flex(h) || gamma.dims() != [channels] || beta.dims() != [channels] {
+        return None;
+    }
+    let shape = norm::NormShape { batch, channels, plane: height * width };
+    let out = norm::forward(shape, &host(h)?, &host(gamma)?, &host(beta)?, eps, slope as f32);
+    let device = h.device();
+    let image = |values: Vec<f32>| Tensor::from_data(TensorData::new(values, dims), &device);
+    let inv_std = Tensor::from_data(TensorData::new(out.inv_std, [1, channels, 1, 1]), &device);
+    Some((image(out.outputs), image(out.normalised), inv_std))
+}
+
+/// The cotangent of [`batch_norm_leaky`]'s input for `grad` on its `outputs`, given `x̂`
+/// and `1/σ` as it returned them, with the gradients of `gamma` and `beta` `[C]`, or `None`
+/// where burn's own ops should run.
+pub fn batch_norm_leaky_backward(
+    grad: &Tensor<4>,
+    outputs: &Tensor<4>,
+    normalised: &Tensor<4>,
+    inv_std: &Tensor<4>,
+    gamma: &Tensor<1>,
+    slope: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    let dims @ [batch, channels, height, width] = grad.dims();
+    let same = |t: &Tensor<4>| on_flex(t) && t.dims() == dims;
+    if !(same(grad) && same(outputs) && same(normalised)) || inv_std.dims() != [1, channels, 1, 1] || gamma.dims() != [channels] {
+        return None;
+    }
+    let shape = norm::NormShape { batch, channels, plane: height * width };
+    let (input_grad, gamma_grad, beta_grad) =
+        norm::backward(shape, &host(grad)?, &host(outputs)?, &host(normalised)?, &host(inv_std)?, &host(gamma)?, slope as f32);
+    let device = grad.device();
+    let per_channel = |values: Vec<f32>| Tensor::from_data(TensorData::new(values, [channels]), &device);
+    Some((Tensor::from_data(TensorData::new(input_grad, dims), &device), per_channel(gamma_grad), per_channel(beta_grad)))
 }
 
 /// The LeakyReLU outputs and slope of `leaky` on the host: `Some(None)` without one, `None`
@@ -223,7 +270,7 @@ mod tests {
 
     /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width,
     /// and input layers narrower than a tile (RGB; the narrow input gradient).
-    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 10] = [
         // batch, in, out, side, kernel, stride, padding
         (3, 16, 32, 16, 4, 2, 1),
         (2, 20, 33, 9, 4, 2, 1),
@@ -234,6 +281,8 @@ mod tests {
         (2, 16, 16, 5, 3, 2, 0),
         (2, 3, 16, 8, 3, 1, 1),
         (2, 5, 17, 7, 4, 2, 1),
+        // Less than a tile of outputs: a multigrid ÷8 first layer.
+        (2, 3, 12, 10, 5, 2, 2),
     ];
 
     /// The layouts the kernels read and write, each pairing of input and output met in turn.
@@ -325,6 +374,56 @@ mod tests {
         }
     }
 
+    /// Batch-statistics BatchNorm + LeakyReLU and its backward pass against autodiff of burn's
+    /// ops, for ReLU and a leak, on values centred at 0 and at 1000 (where a one-pass variance
+    /// would lose its digits), with a plane that is no multiple of the summing lanes.
+    #[test]
+    fn batch_norm_matches_autodiff_of_burn_ops() {
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let relative = |ours: Tensor<4>, expected: Tensor<4>| {
+            let scale = expected.clone().abs().max().into_scalar::<f32>().max(1.0);
+            max_difference(ours, expected) / scale
+        };
+        for (slope, centre) in [(0.0, 0.0), (0.2, 1000.0)] {
+            let case = format!("slope {slope}, values around {centre}");
+            let h = Tensor::<4>::random([3, 5, 7, 6], Distribution::Normal(centre, 2.0), &device);
+            let gamma = Tensor::<1>::random([5], Distribution::Normal(1.0, 0.3), &device);
+            let beta = Tensor::<1>::random([5], Distribution::Normal(0.0, 0.5), &device);
+            let cotangent = Tensor::<4>::random(h.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let eps = 1e-5;
+
+            let tracked = |t: Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad).require_grad();
+            let (th, tgamma, tbeta) = (tracked(h.clone()), Tensor::<1>::from_data(gamma.to_data(), &ad).require_grad(), Tensor::<1>::from_data(beta.to_data(), &ad).require_grad());
+            let mean = th.clone().mean_dims(&[0, 2, 3]);
+            let centred = th.clone() - mean;
+            let var = centred.clone().square().mean_dims(&[0, 2, 3]);
+            let y = centred / var.add_scalar(eps).sqrt() * tgamma.clone().reshape([1, 5, 1, 1]) + tbeta.clone().reshape([1, 5, 1, 1]);
+            let expected = leaky_relu(y, slope);
+            let grads = (expected.clone() * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
+            let plain = |t: Tensor<4>| Tensor::<4>::from_data(t.to_data(), &device);
+
+            let (outputs, normalised, inv_std) = batch_norm_leaky(&h, &gamma, &beta, eps, slope).expect("applies");
+            let forward = relative(outputs.clone(), plain(expected.inner()));
+            assert!(forward < 1e-4, "{case}: outputs differ by {forward} (relative)");
+            let (input_grad, gamma_grad, beta_grad) = batch_norm_leaky_backward(&cotangent, &outputs, &normalised, &inv_std, &gamma, slope).expect("applies");
+            let input_error = relative(input_grad, plain(th.grad(&grads).expect("input gradient")));
+            assert!(input_error < 1e-3, "{case}: input gradient differs by {input_error} (relative)");
+            for (name, ours, param) in [("gain", gamma_grad, tgamma), ("shift", beta_grad, tbeta)] {
+                let expected = Tensor::<1>::from_data(param.grad(&grads).expect("parameter gradient").to_data(), &device);
+                let scale = expected.clone().abs().max().into_scalar::<f32>().max(1.0);
+                let error = (ours - expected).abs().max().into_scalar::<f32>() / scale;
+                assert!(error < 1e-4, "{case}: {name} gradient differs by {error} (relative)");
+            }
+        }
+        // A NaN reaches the outputs (divergence must show), and a mismatched gain is refused.
+        let nan = Tensor::<4>::from_data(TensorData::new(vec![1.0, f32::NAN, 2.0, 3.0], [1, 1, 2, 2]), &device);
+        let ones = Tensor::<1>::ones([1], &device);
+        let (outputs, ..) = batch_norm_leaky(&nan, &ones, &ones, 1e-5, 0.0).expect("applies");
+        assert!(outputs.is_nan().any().into_scalar::<bool>(), "a NaN input leaves a NaN output");
+        assert!(batch_norm_leaky(&nan, &Tensor::ones([2], &device), &ones, 1e-5, 0.0).is_none(), "a gain of the wrong length");
+    }
+
     #[test]
     fn leaves_narrow_layers_and_autodiff_to_burn() {
         let device = Device::flex();
@@ -334,6 +433,10 @@ mod tests {
         let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
         let rgb = Tensor::<4>::zeros([16, 3, 3, 3], &device);
         assert!(conv2d(&x, &rgb, None, 1, 1, None, Layout::Nchw).is_some(), "an RGB input layer's 16 outputs fill a tile");
+        let half = Tensor::<4>::zeros([MIN_CHANNELS, 3, 5, 5], &device);
+        assert!(conv2d(&x, &half, None, 2, 2, None, Layout::Nchw).is_some(), "{MIN_CHANNELS} outputs fill half a tile");
+        let narrower = Tensor::<4>::zeros([MIN_CHANNELS - 1, 3, 5, 5], &device);
+        assert!(conv2d(&x, &narrower, None, 2, 2, None, Layout::Nchw).is_none(), "fewer outputs stay with flex");
         let ad = device.clone().autodiff();
         let tracked = Tensor::<4>::zeros([1, 16, 8, 8], &ad);
         let weight = Tensor::<4>::zeros([16, 16, 3, 3], &ad);

@@ -216,9 +216,9 @@ fn every_family_gradient_matches_autodiff_on_flex() {
     check_against_autodiff(&Device::flex(), &tiny_families());
 }
 
-/// On a plain flex device the convolutions with 16 or more outputs run in `shared::cpu_conv`,
-/// fused with their LeakyReLU; under autodiff burn's ops run one by one. Nets wide enough for
-/// the fused path, with the same host-drawn weights and inputs, must agree.
+/// On a plain flex device the convolutions with `MIN_CHANNELS` or more outputs run in
+/// `shared::cpu_conv`, fused with their LeakyReLU; under autodiff burn's ops run one by one.
+/// Nets wide enough for the fused path, with the same host-drawn weights and inputs, must agree.
 #[test]
 fn fused_cpu_convolutions_match_autodiff_on_flex() {
     let flex = Device::flex();
