@@ -6,7 +6,7 @@
 //! - [`nets`]: the network families of the four papers as `Config`s of stacks;
 //! - [`sampler`]: Langevin dynamics under every paper's convention, the multigrid cascade,
 //!   latent MALA, chain initialisations;
-//! - [`file`]: the self-describing model file;
+//! - [`file`](mod@file): the self-describing model file;
 //! - [`generate`]: chain starts, a resumable chain and display pixels for using a model;
 //! - [`rng`]: a portable seeded generator (same numbers natively and in wasm).
 //!

@@ -1,4 +1,4 @@
-//! The energy nets' convolutions on burn's CPU backend (`flex`), through [`kernel`]'s
+//! The energy nets' convolutions on burn's CPU backend (`flex`), through `kernel`'s
 //! register-tiled products instead of flex's im2col path: the forward pass and input gradient
 //! (sampling), and the weight and bias gradients (tape-free training, see
 //! [`crate::Stack::parameter_vjp`]).
