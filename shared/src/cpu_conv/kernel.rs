@@ -540,13 +540,12 @@ impl ChannelsLast {
                         continue;
                     };
                     let out_first = y * out_row_step + x * out_column_step;
-                    let scaled = |input: f32, output: f32| if output <= 0.0 { input * slope } else { input };
                     if [channel_step, out_channel_step] == [1, 1] {
                         let pairs = source[first..][..source_channels].iter().zip(&outputs[out_first..][..source_channels]);
-                        pixel.iter_mut().zip(pairs).for_each(|(value, (&input, &output))| *value = scaled(input, output));
+                        pixel.iter_mut().zip(pairs).for_each(|(value, (&input, &output))| *value = before_activation(input, output, slope));
                     } else {
                         for (c, value) in pixel.iter_mut().enumerate() {
-                            *value = scaled(source[first + c * channel_step], outputs[out_first + c * out_channel_step]);
+                            *value = before_activation(source[first + c * channel_step], outputs[out_first + c * out_channel_step], slope);
                         }
                     }
                 }
@@ -594,7 +593,7 @@ impl Product<'_> {
             Arch::new().dispatch(Dispatch(Tiles { product: self, bases, out: &mut *out }));
             // While the task's rows are still cached.
             if let Some(slope) = self.leaky {
-                out.iter_mut().filter(|value| **value < 0.0).for_each(|value| *value *= slope);
+                out.iter_mut().for_each(|value| *value = leaky(*value, slope));
             }
         });
         out
@@ -717,6 +716,18 @@ fn recycle(buffer: Vec<f32>) {
             spares.push(buffer);
         }
     });
+}
+
+/// LeakyReLU of `slope` (0: ReLU); a NaN stays NaN, so divergence still shows. A select, not a
+/// branch: on random signs a branch mispredicts every other value and blocks vectorising.
+pub(super) fn leaky(y: f32, slope: f32) -> f32 {
+    if y > 0.0 { y } else { y * slope }
+}
+
+/// The cotangent `g` of a LeakyReLU's output `a` carried to its input: the derivative has the
+/// output's sign.
+pub(super) fn before_activation(g: f32, a: f32, slope: f32) -> f32 {
+    if a <= 0.0 { g * slope } else { g }
 }
 
 /// Calls `task(i, part)` for each consecutive `part_len`-long part of `data` (the last may be

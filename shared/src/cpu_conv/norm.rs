@@ -2,7 +2,7 @@
 //! instead of a dozen element-wise ops: per-channel sums run over each image's planes on all
 //! cores, then one pass writes every output.
 
-use super::kernel::{for_each_part, for_each_pair_of_parts};
+use super::kernel::{before_activation, for_each_part, for_each_pair_of_parts, leaky};
 
 /// Batch shape `[N, C, H·W]` of values in burn's NCHW order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +96,6 @@ pub fn backward(shape: NormShape, grad: &[f32], outputs: &[f32], normalised: &[f
     });
     let single = |sums: Vec<f64>| sums.into_iter().map(|sum| sum as f32).collect();
     (input_grad, single(gamma_grad), single(beta_grad))
-}
-
-/// LeakyReLU of `slope` (0: ReLU); a NaN stays NaN, so divergence still shows.
-fn leaky(y: f32, slope: f32) -> f32 {
-    if y > 0.0 { y } else { y * slope }
-}
-
-/// The cotangent `g` of a LeakyReLU's output `a` carried to its input: the derivative has the
-/// output's sign.
-fn before_activation(g: f32, a: f32, slope: f32) -> f32 {
-    if a > 0.0 { g } else { g * slope }
 }
 
 /// Per-channel sums `[C]` of `plane_sum(n, c)` over the images, the images on all cores.
