@@ -8,6 +8,8 @@
 //! picks the instructions at run time (AVX2 + FMA on x86-64, NEON on ARM, SIMD128 in wasm)
 //! through a safe interface, so nothing here is `unsafe`.
 //!
+//! Pixels at an image's edge skip the taps that would read padding (see [`Reach`]).
+//!
 //! The input gradient of a strided convolution splits the input pixels into `stride²` classes
 //! by position modulo the stride; each class is an ordinary stride-1 product over the taps
 //! that reach it, so no multiply is spent on the zeros a dilated formulation would add.
@@ -18,7 +20,7 @@ use pulp::{Arch, Simd, WithSimd};
 
 /// Output channels one register tile accumulates.
 const BLOCK: usize = 16;
-/// Output pixels per parallel task.
+/// Output pixels per parallel task where all read the same taps, and per pass of the tile loop.
 const CHUNK: usize = 48;
 /// Pixels moved together between layouts, so that each source line is reused while cached.
 const RUN: usize = 16;
@@ -90,18 +92,17 @@ pub fn conv2d(shape: &ConvShape, input: Values<'_>, weight: &[f32], bias: Option
     let &ConvShape { batch, in_channels, out_channels, height, width, kernel, padding, .. } = shape;
     let [out_h, out_w] = shape.out_size();
     let padded = ChannelsLast::new(input, None, batch, [in_channels; 2], [height, width], [padding, padding], [padding, padding]);
-    let bases = receptive_field_corners(shape, &padded);
     let taps = all_taps(kernel);
-    let tap_offsets: Vec<usize> = taps.iter().map(|&(kh, kw)| padded.offset(0, kh, kw)).collect();
+    let data = [padding..padding + height, padding..padding + width];
+    let reach = Reach::new(&padded, receptive_field_corners(shape), &taps, in_channels, data);
     let packed = pack(&taps, in_channels, out_channels, |(kh, kw), c, o| weight[((o * in_channels + c) * kernel + kh) * kernel + kw]);
     let row = padded_channels(out_channels);
     let mut start = vec![0.0; row];
     if let Some(bias) = bias {
         start[..out_channels].copy_from_slice(bias);
     }
-    let runs = runs(&tap_offsets, in_channels);
-    let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start, leaky };
-    let pixels = product.run(&bases);
+    let product = Product { input: &padded.data, packed: &packed, start: &start, leaky };
+    let pixels = product.run(&reach);
     recycle(padded.data);
     if output == Layout::Nhwc && row == out_channels {
         // The product's rows are the channels-last output already.
@@ -165,20 +166,16 @@ pub fn conv2d_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], le
                 continue;
             }
             let taps: Vec<(usize, usize)> = rows.iter().flat_map(|&(kh, _)| cols.iter().map(move |&(kw, _)| (kh, kw))).collect();
-            let tap_offsets: Vec<usize> = rows
+            let tap_corners: Vec<(usize, usize)> = rows
                 .iter()
                 .flat_map(|&(_, sh)| cols.iter().map(move |&(_, sw)| ((sh + top as isize) as usize, (sw + left as isize) as usize)))
-                .map(|(y, x)| padded.offset(0, y, x))
                 .collect();
             let packed = pack(&taps, out_channels, in_channels, |(kh, kw), o, c| weight[((o * in_channels + c) * kernel + kh) * kernel + kw]);
             let start = vec![0.0; row];
-            let bases: Vec<usize> = (0..batch)
-                .flat_map(|n| (0..count_h).flat_map(move |a| (0..count_w).map(move |b| (n, a, b))))
-                .map(|(n, a, b)| padded.offset(n, a, b))
-                .collect();
-            let runs = runs(&tap_offsets, out_channels);
-            let product = Product { input: &padded.data, runs: &runs, packed: &packed, start: &start, leaky: None };
-            let pixels = product.run(&bases);
+            let corners = (0..batch).flat_map(|n| (0..count_h).flat_map(move |a| (0..count_w).map(move |b| [n, a, b])));
+            let reach = Reach::new(&padded, corners, &tap_corners, out_channels, [top..top + out_h, left..left + out_w]);
+            let product = Product { input: &padded.data, packed: &packed, start: &start, leaky: None };
+            let pixels = product.run(&reach);
             for_each_part(&mut out, in_channels * plane, |n, image| {
                 for a in 0..count_h {
                     let line = (rh + a * stride) * width + rw;
@@ -224,8 +221,8 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
     let packed = pack(&[(0, 0)], out_channels, columns, |_, o, column| weight[o * columns + column]);
     let start = vec![0.0; padded_channels(columns)];
     let row = start.len();
-    let product = Product { input: &cotangent.data, runs: &[(0, out_channels)], packed: &packed, start: &start, leaky: None };
-    let plane = out_h * out_w;
+    let product = Product { input: &cotangent.data, packed: &packed, start: &start, leaky: None };
+    let all = [0..out_h, 0..out_w];
     let image_len = in_channels * height * width;
     let [_, channel_step, row_step, column_step] = output.strides([in_channels, height, width]);
     // The taps of output coordinate `o` that land inside an image side of `size`.
@@ -234,8 +231,8 @@ fn narrow_input_grad(shape: &ConvShape, grad: Values<'_>, weight: &[f32], leaky:
     // One image per task, its product then its scatter: the products in flight hold a few
     // images' rows, however few output channels there are, and the scatter runs on every core.
     for_each_part(&mut out, image_len, |n, image| {
-        let bases: Vec<usize> = (n * plane..(n + 1) * plane).map(|m| m * out_channels).collect();
-        let products = product.run(&bases);
+        let pixels = (0..out_h).flat_map(|y| (0..out_w).map(move |x| [n, y, x]));
+        let products = product.run(&Reach::new(&cotangent, pixels, &[(0, 0)], out_channels, all.clone()));
         let mut rows_of_pixels = products.chunks_exact(row);
         for oh in 0..out_h {
             for ow in 0..out_w {
@@ -272,10 +269,9 @@ pub fn conv2d_parameter_grads(shape: &ConvShape, input: Values<'_>, grad: Values
     let row = padded_channels(out_channels);
     // Whole tiles per pixel: the vector loads along output channels need no tail.
     let cotangent = ChannelsLast::new(grad, leaky, batch, [out_channels, row], [out_h, out_w], [0, 0], [0, 0]);
-    let bases = receptive_field_corners(shape, &padded);
+    let bases: Vec<usize> = receptive_field_corners(shape).map(|[n, y, x]| padded.offset(n, y, x)).collect();
     let taps = all_taps(kernel);
-    let tap_offsets: Vec<usize> = taps.iter().map(|&(kh, kw)| padded.offset(0, kh, kw)).collect();
-    let runs = runs(&tap_offsets, in_channels);
+    let runs = tap_runs(&padded, &taps, in_channels, [0..kernel, 0..kernel]);
     // Per part: weights as `[block][tap][input channel][BLOCK]` (the layout of `pack`), then the bias.
     let weights_len = row * taps.len() * in_channels;
     let part_len = weights_len + row;
@@ -340,15 +336,12 @@ fn all_taps(kernel: usize) -> Vec<(usize, usize)> {
     (0..kernel).flat_map(|kh| (0..kernel).map(move |kw| (kh, kw))).collect()
 }
 
-/// Offset in `padded` (the padded input) of the first tap of each output pixel, in
+/// `[image, row, column]` in the padded input of the first tap of each output pixel, in
 /// `[batch][out_h][out_w]` order.
-fn receptive_field_corners(shape: &ConvShape, padded: &ChannelsLast) -> Vec<usize> {
+fn receptive_field_corners(shape: &ConvShape) -> impl Iterator<Item = [usize; 3]> {
     let [out_h, out_w] = shape.out_size();
     let stride = shape.stride;
-    (0..shape.batch)
-        .flat_map(|n| (0..out_h).flat_map(move |oh| (0..out_w).map(move |ow| (n, oh, ow))))
-        .map(|(n, oh, ow)| padded.offset(n, oh * stride, ow * stride))
-        .collect()
+    (0..shape.batch).flat_map(move |n| (0..out_h).flat_map(move |oh| (0..out_w).map(move |ow| [n, oh * stride, ow * stride])))
 }
 
 /// One part of [`conv2d_parameter_grads`]: `sums[block][i][j] += Σ_m input[bases[m] + o(i)] ·
@@ -363,7 +356,7 @@ struct WeightTiles<'a> {
     cotangent: &'a [f32],
     bases: &'a [usize],
     pixels: std::ops::Range<usize>,
-    runs: &'a [(usize, usize)],
+    runs: &'a [Run],
     sums: &'a mut [f32],
 }
 
@@ -388,9 +381,9 @@ impl TileLoop for WeightTiles<'_> {
     fn run<S: Simd, const C: usize, const V: usize>(self, simd: S) {
         let Self { input, cotangent, bases, pixels, runs, sums } = self;
         let row = cotangent.len() / bases.len().max(1);
-        let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
+        let per_block = runs.iter().map(|run| run.length).sum::<usize>() * BLOCK;
         // Offset from a pixel's corner of each input value, in the order of the sums.
-        let offsets: Vec<usize> = runs.iter().flat_map(|&(offset, length)| offset..offset + length).collect();
+        let offsets: Vec<usize> = runs.iter().flat_map(|run| run.input..run.input + run.length).collect();
         let tiles = value_tiles(offsets.len(), C);
         // Consecutive tiles of at most `PANEL_VALUES` values each.
         let mut panels: Vec<&[(usize, usize)]> = Vec::new();
@@ -560,37 +553,136 @@ impl ChannelsLast {
     }
 }
 
-/// Taps as runs `(offset, length)` of adjacent input values: taps whose pixels neighbour
-/// each other in channels-last order (a kernel row) merge into one longer inner loop.
-fn runs(tap_offsets: &[usize], channels: usize) -> Vec<(usize, usize)> {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for &offset in tap_offsets {
+/// Adjacent input values that a product reads from a pixel's corner: `length` of them from
+/// offset `input`, whose weights are the packed weights' values `weight..weight + length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    input: usize,
+    length: usize,
+    weight: usize,
+}
+
+/// The runs of the taps at `(row, column)` offsets (in `padded`, `channels` values each, their
+/// weights packed in that order) that lie within `[rows, columns]`: taps whose pixels
+/// neighbour each other in channels-last order (a kernel row) merge into one longer inner loop.
+fn tap_runs(padded: &ChannelsLast, taps: &[(usize, usize)], channels: usize, [rows, cols]: [std::ops::Range<usize>; 2]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (t, &(y, x)) in taps.iter().enumerate().filter(|&(_, &(y, x))| rows.contains(&y) && cols.contains(&x)) {
+        let (input, weight) = (padded.offset(0, y, x), t * channels);
         match runs.last_mut() {
-            Some((start, length)) if *start + *length == offset => *length += channels,
-            _ => runs.push((offset, channels)),
+            Some(run) if run.input + run.length == input && run.weight + run.length == weight => run.length += channels,
+            _ => runs.push(Run { input, length: channels, weight }),
         }
     }
     runs
 }
 
-/// `out[m][o] = start[o] + Σ_r Σ_i input[bases[m] + runs[r].0 + i] · packed[o / BLOCK][r, i][o % BLOCK]`,
-/// with the weights of each run consecutive, then a LeakyReLU of slope `leaky` where given.
+/// A product's pixels, task by task, grouped by which of their taps read data rather than zero
+/// padding, so that no multiply is spent on padding: the multigrid nets' 3×3 padding-2 layers
+/// (20–75 % of whose taps read zeros on their small images) and the short-run nets' strided
+/// layers. Each task is a run of pixels in
+/// the order given, so its rows of the product stay in that order and no copy sorts them back.
+struct Reach {
+    /// Per class, the runs of the taps its pixels read; class 0 reads them all.
+    classes: Vec<Vec<Run>>,
+    /// Pixels per task (the last task may have fewer).
+    task: usize,
+    /// Offset in the padded input of each pixel's corner, task after task, group after group.
+    bases: Vec<usize>,
+    /// The row of each of those pixels within its task.
+    rows: Vec<usize>,
+    /// Groups `(class, range of bases)`, task after task.
+    groups: Vec<(usize, std::ops::Range<usize>)>,
+    /// The range of `groups` of each task.
+    tasks: Vec<std::ops::Range<usize>>,
+}
+
+/// Upper bound on the pixels of a task when classes split them.
+const MAX_TASK: usize = 512;
+
+/// Pixels of a class that a task takes apart: whole tiles for every SIMD width (tiles of 6, 3
+/// and 1 pixels). The rest join class 0, whose extra taps read zeros, in whole tiles too.
+const CLASS_MULTIPLE: usize = 6;
+
+impl Reach {
+    /// Pixels with corners `[image, row, column]` in `padded`, reading taps at `(row, column)`
+    /// offsets from their corner, `channels` values per tap, with the taps' weights packed in
+    /// that order; only the `[rows, columns]` ranges of each padded image hold data.
+    fn new(padded: &ChannelsLast, corners: impl Iterator<Item = [usize; 3]>, taps: &[(usize, usize)], channels: usize, data: [std::ops::Range<usize>; 2]) -> Self {
+        let spans = [taps.iter().map(|&(y, _)| y + 1).max().unwrap_or(0), taps.iter().map(|&(_, x)| x + 1).max().unwrap_or(0)];
+        let mut classes = vec![tap_runs(padded, taps, channels, [0..spans[0], 0..spans[1]])];
+        // Per pair of offset ranges that read data (one per axis, each bounded by the span), its
+        // class: equal ranges, equal taps; ranges that admit the same taps share the class too.
+        let sides = spans.map(|span| (span + 1) * (span + 1));
+        let mut known: Vec<Option<usize>> = vec![None; sides[0] * sides[1]];
+        let pixels: Vec<(usize, usize)> = corners
+            .map(|[n, y, x]| {
+                let reading = [0, 1].map(|axis| {
+                    let corner = [y, x][axis];
+                    data[axis].start.saturating_sub(corner).min(spans[axis])..data[axis].end.saturating_sub(corner).min(spans[axis])
+                });
+                let [rows, cols] = &reading;
+                let key = (rows.start * (spans[0] + 1) + rows.end) * sides[1] + cols.start * (spans[1] + 1) + cols.end;
+                let class = *known[key].get_or_insert_with(|| {
+                    let runs = tap_runs(padded, taps, channels, reading.clone());
+                    classes.iter().position(|known| *known == runs).unwrap_or_else(|| {
+                        classes.push(runs);
+                        classes.len() - 1
+                    })
+                });
+                (padded.offset(n, y, x), class)
+            })
+            .collect();
+        // Larger tasks when classes split them, so that each class fills whole tiles.
+        let task = match classes.len() {
+            1 => CHUNK,
+            _ => pixels.len().div_ceil(4 * worker_count()).clamp(CHUNK, MAX_TASK),
+        };
+        let mut reach = Self { classes, task, bases: Vec::with_capacity(pixels.len()), rows: Vec::with_capacity(pixels.len()), groups: Vec::new(), tasks: Vec::new() };
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); reach.classes.len()];
+        for part in pixels.chunks(task) {
+            members.iter_mut().for_each(Vec::clear);
+            part.iter().enumerate().for_each(|(row, &(_, class))| members[class].push(row));
+            for class in 1..members.len() {
+                let whole = members[class].len() / CLASS_MULTIPLE * CLASS_MULTIPLE;
+                let rest = members[class].split_off(whole);
+                members[0].extend(rest);
+            }
+            let first_group = reach.groups.len();
+            for (class, rows) in members.iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
+                let first = reach.bases.len();
+                reach.bases.extend(rows.iter().map(|&row| part[row].0));
+                reach.rows.extend(rows);
+                reach.groups.push((class, first..reach.bases.len()));
+            }
+            reach.tasks.push(first_group..reach.groups.len());
+        }
+        reach
+    }
+}
+
+/// `out[m][o] = start[o] + Σ_runs Σ_i input[bases[m] + run.input + i] · packed[o / BLOCK][run.weight + i][o % BLOCK]`
+/// over the runs of pixel `m`'s class, then a LeakyReLU of slope `leaky` where given.
 struct Product<'a> {
     input: &'a [f32],
-    runs: &'a [(usize, usize)],
     packed: &'a [f32],
     start: &'a [f32],
     leaky: Option<f32>,
 }
 
 impl Product<'_> {
-    /// One row of `start.len()` values per base.
-    fn run(&self, bases: &[usize]) -> Vec<f32> {
+    /// One row of `start.len()` values per pixel of `reach`, in the order they were given.
+    fn run(&self, reach: &Reach) -> Vec<f32> {
         let row = self.start.len();
-        let mut out = zeroed(bases.len() * row);
-        for_each_part(&mut out, CHUNK * row, |i, out| {
-            let bases = &bases[i * CHUNK..][..out.len() / row];
-            Arch::new().dispatch(Dispatch(Tiles { product: self, bases, out: &mut *out }));
+        let mut out = zeroed(reach.bases.len() * row);
+        for_each_part(&mut out, reach.task * row, |i, out| {
+            for (class, pixels) in &reach.groups[reach.tasks[i].clone()] {
+                // A few tiles at a time, so that their input stays cached for every block of
+                // output channels.
+                for (bases, rows) in reach.bases[pixels.clone()].chunks(CHUNK).zip(reach.rows[pixels.clone()].chunks(CHUNK)) {
+                    Arch::new().dispatch(Dispatch(Tiles { product: self, runs: &reach.classes[*class], bases, rows, out: &mut *out }));
+                }
+            }
             // While the task's rows are still cached.
             if let Some(slope) = self.leaky {
                 out.iter_mut().for_each(|value| *value = leaky(*value, slope));
@@ -600,10 +692,13 @@ impl Product<'_> {
     }
 }
 
-/// The register-tiled loop over one task's pixels.
+/// The register-tiled loop over one group of a task: pixels at corners `bases` whose sums go
+/// to rows `rows` of `out`, all reading the taps of `runs`.
 struct Tiles<'a, 'b> {
     product: &'a Product<'a>,
+    runs: &'b [Run],
     bases: &'b [usize],
+    rows: &'b [usize],
     out: &'b mut [f32],
 }
 
@@ -634,63 +729,74 @@ impl<T: TileLoop> WithSimd for Dispatch<T> {
 impl TileLoop for Tiles<'_, '_> {
     #[inline(always)]
     fn run<S: Simd, const P: usize, const V: usize>(self, simd: S) {
-        let Product { input, runs, packed, start, .. } = *self.product;
+        let Product { input, packed, start, .. } = *self.product;
         let row = start.len();
-        let per_block = runs.iter().map(|&(_, length)| length).sum::<usize>() * BLOCK;
+        let per_block = packed.len() / (row / BLOCK);
         for block in 0..row / BLOCK {
             let weights = S::as_simd_f32s(&packed[block * per_block..][..per_block]).0;
             let first = S::as_simd_f32s(&start[block * BLOCK..][..BLOCK]).0;
-            let first: [S::f32s; V] = core::array::from_fn(|v| first[v]);
-            let mut store = |pixel: usize, acc: &[S::f32s; V]| {
-                let target = S::as_mut_simd_f32s(&mut self.out[pixel * row + block * BLOCK..][..BLOCK]).0;
-                target[..V].copy_from_slice(acc);
-            };
+            let sums = TileSums::<S, V> { input, runs: self.runs, weights, first: core::array::from_fn(|v| first[v]), row };
+            let out = &mut *self.out;
             let tiles = self.bases.chunks_exact(P);
-            let rest = tiles.remainder();
-            for (t, tile) in tiles.enumerate() {
-                let acc = tile_sum::<S, P, V>(simd, input, tile, runs, weights, first);
-                for (p, acc) in acc.iter().enumerate() {
-                    store(t * P + p, acc);
-                }
+            let (rest, rest_rows) = (tiles.remainder(), &self.rows[self.bases.len() - tiles.remainder().len()..]);
+            for (tile, rows) in tiles.zip(self.rows.chunks_exact(P)) {
+                sums.store::<P>(simd, tile, rows, out, block);
             }
-            let done = self.bases.len() - rest.len();
-            for (p, base) in rest.iter().enumerate() {
-                let [acc] = tile_sum::<S, 1, V>(simd, input, core::slice::from_ref(base), runs, weights, first);
-                store(done + p, &acc);
+            // The group's last pixels in one narrower tile (at most one per task).
+            match rest.len() {
+                0 => {}
+                1 => sums.store::<1>(simd, rest, rest_rows, out, block),
+                2 => sums.store::<2>(simd, rest, rest_rows, out, block),
+                3 => sums.store::<3>(simd, rest, rest_rows, out, block),
+                4 => sums.store::<4>(simd, rest, rest_rows, out, block),
+                _ => sums.store::<5>(simd, rest, rest_rows, out, block),
             }
         }
     }
 }
 
-/// Accumulators of `P` pixels × `V` vectors of output channels over every run.
-#[inline(always)]
-fn tile_sum<S: Simd, const P: usize, const V: usize>(
-    simd: S,
-    input: &[f32],
-    bases: &[usize],
-    runs: &[(usize, usize)],
-    weights: &[S::f32s],
+/// What every tile of one block of output channels reads.
+struct TileSums<'a, S: Simd, const V: usize> {
+    input: &'a [f32],
+    runs: &'a [Run],
+    /// The block's packed weights, `V` vectors per input value.
+    weights: &'a [S::f32s],
+    /// The accumulators' starting values.
     first: [S::f32s; V],
-) -> [[S::f32s; V]; P] {
-    let mut acc = [first; P];
-    let mut next = 0;
-    for &(offset, length) in runs {
-        let run_weights = &weights[next..][..length * V];
-        next += length * V;
-        let rows: [&[f32]; P] = core::array::from_fn(|p| &input[bases[p] + offset..][..length]);
-        for (c, w) in run_weights.chunks_exact(V).enumerate() {
-            for p in 0..P {
-                let x = simd.splat_f32s(rows[p][c]);
-                for v in 0..V {
-                    // The `_e` form: a fused multiply-add where the CPU has one (x86-64 FMA,
-                    // NEON), a multiply and an add otherwise; the exact form falls back to a
-                    // software fma per lane in wasm, 14× slower than flex's kernels.
-                    acc[p][v] = simd.mul_add_e_f32s(x, w[v], acc[p][v]);
+    /// Values per row of the output.
+    row: usize,
+}
+
+impl<S: Simd, const V: usize> TileSums<'_, S, V> {
+    /// Accumulators of `P` pixels × `V` vectors of output channels over every run.
+    #[inline(always)]
+    fn sum<const P: usize>(&self, simd: S, bases: &[usize]) -> [[S::f32s; V]; P] {
+        let mut acc = [self.first; P];
+        for run in self.runs {
+            let run_weights = &self.weights[run.weight * V..][..run.length * V];
+            let rows: [&[f32]; P] = core::array::from_fn(|p| &self.input[bases[p] + run.input..][..run.length]);
+            for (c, w) in run_weights.chunks_exact(V).enumerate() {
+                for p in 0..P {
+                    let x = simd.splat_f32s(rows[p][c]);
+                    for v in 0..V {
+                        // The `_e` form: a fused multiply-add where the CPU has one (x86-64 FMA,
+                        // NEON), a multiply and an add otherwise; the exact form falls back to a
+                        // software fma per lane in wasm, 14× slower than flex's kernels.
+                        acc[p][v] = simd.mul_add_e_f32s(x, w[v], acc[p][v]);
+                    }
                 }
             }
         }
+        acc
     }
-    acc
+
+    /// The sums of the `P` pixels of `bases` into `block` of their `rows` of `out`.
+    #[inline(always)]
+    fn store<const P: usize>(&self, simd: S, bases: &[usize], rows: &[usize], out: &mut [f32], block: usize) {
+        for (acc, &row) in self.sum::<P>(simd, bases).iter().zip(rows) {
+            S::as_mut_simd_f32s(&mut out[row * self.row + block * BLOCK..][..BLOCK]).0[..V].copy_from_slice(acc);
+        }
+    }
 }
 
 thread_local! {
@@ -768,7 +874,7 @@ mod tests {
         let input: Vec<f32> = (0..(pixels + 8) * channels).map(|i| ((i * 29 % 97) as f32 - 48.0) / 48.0).collect();
         let cotangent: Vec<f32> = (0..pixels * row).map(|i| ((i * 13 % 89) as f32 - 44.0) / 44.0).collect();
         let bases: Vec<usize> = (0..pixels).map(|p| p * channels).collect();
-        let runs = [(0, 2 * channels), (5 * channels, channels)];
+        let runs = [Run { input: 0, length: 2 * channels, weight: 0 }, Run { input: 5 * channels, length: channels, weight: 2 * channels }];
         let sums = |tiles: usize| {
             let mut sums = vec![0.0; 2 * 3 * channels * BLOCK];
             let task = WeightTiles { input: &input, cotangent: &cotangent, bases: &bases, pixels: 3..pixels, runs: &runs, sums: &mut sums };
@@ -788,51 +894,74 @@ mod tests {
         // Sums by hand: block 1, output channel 1·16 + 7, at both ends of each run (the
         // first run's last values and all of the second run's lie in the second panel).
         for (run, value) in [(0, 4), (0, 2 * channels - 1), (1, 0), (1, 4), (1, channels - 1)] {
-            let (offset, first) = [(0, 0), (5 * channels, 2 * channels)][run];
+            let Run { input: offset, weight: first, .. } = runs[run];
             let expected: f32 = (3..pixels).map(|m| input[bases[m] + offset + value] * cotangent[m * row + BLOCK + 7]).sum();
             let got = dispatched[(3 * channels + first + value) * BLOCK + 7];
             assert!((got - expected).abs() < 1e-3, "run {run} value {value}: {got} vs {expected}");
         }
     }
 
-    /// Tiles other than the host's SIMD width (the 1-lane fallback, and pixel counts that
-    /// leave a remainder) give the dispatched product's sums.
+    /// Tiles other than the host's SIMD width (the 1-lane fallback, and classes whose pixels
+    /// leave a remainder) give the dispatched product's sums, and each pixel sums exactly the
+    /// taps that read data: its class's runs.
     #[test]
     fn scalar_tiles_agree_with_dispatched_simd() {
-        let channels = 24;
-        let input: Vec<f32> = (0..40 * channels).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-        let tap_offsets = [0, channels, 5 * channels, 9 * channels];
-        let runs = runs(&tap_offsets, channels);
-        assert_eq!(runs, [(0, 2 * channels), (5 * channels, channels), (9 * channels, channels)], "adjacent taps merge");
-        let taps = [(0, 0), (0, 1), (1, 0), (2, 0)];
+        let (channels, rows, cols) = (24, 6, 8);
+        let values = 2 * rows * cols * channels;
+        // Data in rows 0..5 and columns 0..5 of each image, zeros (padding) around it.
+        let in_data = |i: usize| (i / channels / cols % rows) < 5 && (i / channels % cols) < 5;
+        let data: Vec<f32> = (0..values).map(|i| if in_data(i) { ((i * 37 % 101) as f32 - 50.0) / 50.0 } else { 0.0 }).collect();
+        let padded = ChannelsLast { data, rows, cols, channels };
+        let taps = [(0, 0), (0, 1), (1, 0), (2, 3)];
+        let corners: Vec<[usize; 3]> = (0..2).flat_map(|n| (0..4).flat_map(move |y| (0..5).map(move |x| [n, y, x]))).collect();
+        // The last corner row and the columns ≥ 2 lose tap (2, 3), column 4 also loses (0, 1).
+        let reach = Reach::new(&padded, corners.iter().copied(), &taps, channels, [0..5, 0..5]);
+        let reads = |[_, y, x]: [usize; 3], (dy, dx): (usize, usize)| y + dy < 5 && x + dx < 5;
+        assert_eq!(reach.classes.len(), 3, "classes: all taps, all but (2, 3), all but (2, 3) and (0, 1)");
+        let all = [Run { input: 0, length: 2 * channels, weight: 0 }, Run { input: cols * channels, length: channels, weight: 2 * channels }, Run { input: (2 * cols + 3) * channels, length: channels, weight: 3 * channels }];
+        assert_eq!(reach.classes[0], all, "adjacent taps merge");
+        // One task of 40 pixels: 12 read every tap, 20 all but one (2 of them join class 0, to
+        // leave whole tiles), 8 two fewer (2 join class 0).
+        let groups: Vec<(usize, usize)> = reach.groups.iter().map(|(class, pixels)| (*class, pixels.len())).collect();
+        assert_eq!(groups, [(0, 16), (1, 18), (2, 6)]);
         let outputs = 20;
         let packed = pack(&taps, channels, outputs, |(kh, kw), c, o| ((kh * 7 + kw * 3 + c + 2 * o) % 11) as f32 / 11.0 - 0.5);
         let start: Vec<f32> = (0..padded_channels(outputs)).map(|o| o as f32 / 10.0).collect();
-        let product = Product { input: &input, runs: &runs, packed: &packed, start: &start, leaky: None };
-        let bases: Vec<usize> = (0..29).map(|p| p * channels).collect();
-        let dispatched = product.run(&bases);
+        let product = Product { input: &padded.data, packed: &packed, start: &start, leaky: None };
+        let dispatched = product.run(&reach);
+        let row = start.len();
         for (pixels, scalar) in [1, 3, 6].map(|p| {
             let mut out = vec![0.0; dispatched.len()];
-            let tiles = Tiles { product: &product, bases: &bases, out: &mut out };
-            match p {
-                1 => tiles.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
-                3 => tiles.run::<pulp::Scalar, 3, 16>(pulp::Scalar::new()),
-                _ => tiles.run::<pulp::Scalar, 6, 16>(pulp::Scalar::new()),
+            for (task, part) in out.chunks_mut(reach.task * row).enumerate() {
+                for (class, pixels) in &reach.groups[reach.tasks[task].clone()] {
+                    let (bases, rows) = (&reach.bases[pixels.clone()], &reach.rows[pixels.clone()]);
+                    let tiles = Tiles { product: &product, runs: &reach.classes[*class], bases, rows, out: &mut *part };
+                    match p {
+                        1 => tiles.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
+                        3 => tiles.run::<pulp::Scalar, 3, 16>(pulp::Scalar::new()),
+                        _ => tiles.run::<pulp::Scalar, 6, 16>(pulp::Scalar::new()),
+                    }
+                }
             }
             (p, out)
         }) {
             let worst = dispatched.iter().zip(&scalar).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(worst < 1e-4, "{pixels}-pixel scalar tiles differ by {worst}");
         }
-        // One sum by hand: pixel 2, output channel 5.
-        let row = start.len();
-        let expected: f32 = start[5]
-            + taps
-                .iter()
-                .zip(tap_offsets)
-                .flat_map(|(&tap, offset)| (0..channels).map(move |c| (tap, offset, c)))
-                .map(|((kh, kw), offset, c)| input[2 * channels + offset + c] * (((kh * 7 + kw * 3 + c + 10) % 11) as f32 / 11.0 - 0.5))
-                .sum::<f32>();
-        assert!((dispatched[2 * row + 5] - expected).abs() < 1e-4, "{} vs {expected}", dispatched[2 * row + 5]);
+        // Sums by hand over the taps that read data, output channel 5, a pixel of each class
+        // and one (39) that joined class 0.
+        for i in [0, 4, 12, 17, 26, 39] {
+            let corner = corners[i];
+            let base = padded.offset(corner[0], corner[1], corner[2]);
+            let expected: f32 = start[5]
+                + taps
+                    .iter()
+                    .filter(|&&tap| reads(corner, tap))
+                    .flat_map(|&(kh, kw)| (0..channels).map(move |c| (kh, kw, c)))
+                    .map(|(kh, kw, c)| padded.data[base + padded.offset(0, kh, kw) + c] * (((kh * 7 + kw * 3 + c + 10) % 11) as f32 / 11.0 - 0.5))
+                    .sum::<f32>();
+            let got = dispatched[i * row + 5];
+            assert!((got - expected).abs() < 1e-4, "pixel {i}: {got} vs {expected}");
+        }
     }
 }

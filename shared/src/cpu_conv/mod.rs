@@ -270,7 +270,7 @@ mod tests {
 
     /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width,
     /// and input layers narrower than a tile (RGB; the narrow input gradient).
-    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 10] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 12] = [
         // batch, in, out, side, kernel, stride, padding
         (3, 16, 32, 16, 4, 2, 1),
         (2, 20, 33, 9, 4, 2, 1),
@@ -283,6 +283,10 @@ mod tests {
         (2, 5, 17, 7, 4, 2, 1),
         // Less than a tile of outputs: a multigrid ÷8 first layer.
         (2, 3, 12, 10, 5, 2, 2),
+        // Growing by the padding, as the multigrid grid-4 net does (2×3 → 4×5): most pixels
+        // miss taps; then padding wider than the kernel, so corner pixels read only padding.
+        (2, 16, 24, 2, 3, 1, 2),
+        (1, 16, 16, 3, 2, 1, 2),
     ];
 
     /// The layouts the kernels read and write, each pairing of input and output met in turn.
