@@ -267,8 +267,7 @@ pub fn conv2d_parameter_grads(shape: &ConvShape, input: Values<'_>, grad: Values
     let [out_h, out_w] = shape.out_size();
     let padded = ChannelsLast::new(input, None, batch, [in_channels; 2], [height, width], [padding, padding], [padding, padding]);
     let row = padded_channels(out_channels);
-    // Whole tiles per pixel: the vector loads along output channels need no tail.
-    let cotangent = ChannelsLast::new(grad, leaky, batch, [out_channels, row], [out_h, out_w], [0, 0], [0, 0]);
+    let cotangent = Cotangent { grad, derivative: leaky, channels: out_channels, plane: out_h * out_w };
     let bases: Vec<usize> = receptive_field_corners(shape).map(|[n, y, x]| padded.offset(n, y, x)).collect();
     let taps = all_taps(kernel);
     let runs = tap_runs(&padded, &taps, in_channels, [0..kernel, 0..kernel]);
@@ -280,15 +279,11 @@ pub fn conv2d_parameter_grads(shape: &ConvShape, input: Values<'_>, grad: Values
     let mut partials = vec![0.0; parts * part_len];
     for_each_part(&mut partials, part_len, |i, sums| {
         let pixels = (i * per_part).min(bases.len())..((i + 1) * per_part).min(bases.len());
-        let (weight_sums, bias_sums) = sums.split_at_mut(weights_len);
-        for values in cotangent.data[pixels.start * row..pixels.end * row].chunks_exact(row) {
-            bias_sums.iter_mut().zip(values).for_each(|(sum, value)| *sum += value);
-        }
-        let task = Dispatch(WeightTiles { input: &padded.data, cotangent: &cotangent.data, bases: &bases, pixels, runs: &runs, sums: weight_sums });
+        let (sums, bias) = sums.split_at_mut(weights_len);
+        let task = Dispatch(WeightTiles { input: &padded.data, cotangent: &cotangent, bases: &bases, pixels, runs: &runs, sums, bias });
         Arch::new().dispatch(task);
     });
     recycle(padded.data);
-    recycle(cotangent.data);
     // The parts' sums added and reordered to burn's `[out][in][tap]`, a block of output
     // channels per task, reading each part's block in order (its 16 output rows, ≤ 256 KiB,
     // stay cached for the scattered writes): one thread gathering in burn's order took 14 ms
@@ -353,11 +348,57 @@ fn receptive_field_corners(shape: &ConvShape) -> impl Iterator<Item = [usize; 3]
 /// memory, once for every block of output channels.
 struct WeightTiles<'a> {
     input: &'a [f32],
-    cotangent: &'a [f32],
+    cotangent: &'a Cotangent<'a>,
     bases: &'a [usize],
     pixels: std::ops::Range<usize>,
     runs: &'a [Run],
     sums: &'a mut [f32],
+    /// The bias gradient's sums, a whole number of blocks.
+    bias: &'a mut [f32],
+}
+
+/// The cotangent of a convolution's outputs `[batch, channels, plane]` as the weight-gradient
+/// passes read it: in place, in either layout, through the activation's derivative where one
+/// is given (its outputs and slope).
+struct Cotangent<'a> {
+    grad: Values<'a>,
+    derivative: Option<(Values<'a>, f32)>,
+    channels: usize,
+    plane: usize,
+}
+
+impl Cotangent<'_> {
+    /// Channels `block·BLOCK..` of pixels `pixels` (`[batch][plane]` order), a line of `BLOCK`
+    /// values per pixel in `lines`, zeros past the last channel.
+    fn block_lines(&self, block: usize, pixels: std::ops::Range<usize>, lines: &mut [f32]) {
+        let first = block * BLOCK;
+        let count = BLOCK.min(self.channels - first);
+        // (`[channels, 1, plane]`: a pixel's step is the column step of either layout.)
+        let at = |values: &Values<'_>, m: usize| {
+            let [per_image, channel_step, _, pixel_step] = values.layout.strides([self.channels, 1, self.plane]);
+            (m / self.plane * per_image + first * channel_step + m % self.plane * pixel_step, channel_step)
+        };
+        for (m, line) in pixels.zip(lines.chunks_exact_mut(BLOCK)) {
+            let (line, tail) = line.split_at_mut(count);
+            tail.fill(0.0);
+            let (g, g_step) = at(&self.grad, m);
+            match (self.derivative, g_step) {
+                (None, 1) => line.copy_from_slice(&self.grad.data[g..][..count]),
+                (None, _) => line.iter_mut().enumerate().for_each(|(j, value)| *value = self.grad.data[g + j * g_step]),
+                (Some((outputs, slope)), _) => {
+                    let (a, a_step) = at(&outputs, m);
+                    if [g_step, a_step] == [1, 1] {
+                        let pairs = self.grad.data[g..][..count].iter().zip(&outputs.data[a..][..count]);
+                        line.iter_mut().zip(pairs).for_each(|(value, (&g, &a))| *value = before_activation(g, a, slope));
+                    } else {
+                        for (j, value) in line.iter_mut().enumerate() {
+                            *value = before_activation(self.grad.data[g + j * g_step], outputs.data[a + j * a_step], slope);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `values` input values, `widest` at a time, what is left in tiles as wide as fit (one-value
@@ -379,8 +420,8 @@ fn value_tiles(values: usize, widest: usize) -> Vec<(usize, usize)> {
 impl TileLoop for WeightTiles<'_> {
     #[inline(always)]
     fn run<S: Simd, const C: usize, const V: usize>(self, simd: S) {
-        let Self { input, cotangent, bases, pixels, runs, sums } = self;
-        let row = cotangent.len() / bases.len().max(1);
+        let Self { input, cotangent, bases, pixels, runs, sums, bias } = self;
+        let row = bias.len();
         let per_block = runs.iter().map(|run| run.length).sum::<usize>() * BLOCK;
         // Offset from a pixel's corner of each input value, in the order of the sums.
         let offsets: Vec<usize> = runs.iter().flat_map(|run| run.input..run.input + run.length).collect();
@@ -396,35 +437,30 @@ impl TileLoop for WeightTiles<'_> {
             rest = tail;
         }
         let mut panel = Vec::with_capacity(PANEL_VALUES.max(C) * WEIGHT_CHUNK);
-        let mut blocked_lines = Vec::with_capacity(row * WEIGHT_CHUNK);
+        let mut blocked = Vec::with_capacity(row * WEIGHT_CHUNK);
         for first in pixels.clone().step_by(WEIGHT_CHUNK) {
             let chunk = first..pixels.end.min(first + WEIGHT_CHUNK);
             let corners = &bases[chunk.clone()];
-            // The pass's cotangents block by block: read in place, a block's lines lie a row
-            // apart, and a row of 512 or 128 values (a power-of-two stride) maps them onto a
-            // few sets of the first-level cache, which then holds a fraction of them.
-            // (One block per row: that is already the order.)
-            let lines = &cotangent[chunk.start * row..chunk.end * row];
-            let blocked = if row > BLOCK {
-                blocked_lines.clear();
-                for block in 0..row / BLOCK {
-                    blocked_lines.extend(lines.chunks_exact(row).flat_map(|line| &line[block * BLOCK..][..BLOCK]));
-                }
-                blocked_lines.as_slice()
-            } else {
-                lines
-            };
+            // The pass's cotangents block by block (lines of one block adjacent, the order the
+            // tiles read), and their sums for the bias.
+            blocked.resize(row * corners.len(), 0.0);
+            for (block, lines) in blocked.chunks_exact_mut(corners.len() * BLOCK).enumerate() {
+                cotangent.block_lines(block, chunk.clone(), lines);
+                let block_bias = &mut bias[block * BLOCK..][..BLOCK];
+                lines.chunks_exact(BLOCK).for_each(|line| block_bias.iter_mut().zip(line).for_each(|(sum, value)| *sum += value));
+            }
             for &panel_tiles in &panels {
-                panel.clear();
+                panel.resize(panel_tiles.iter().map(|&(_, width)| width).sum::<usize>() * corners.len(), 0.0);
+                let mut rest = panel.as_mut_slice();
                 for &(value, width) in panel_tiles {
+                    let (target, later) = rest.split_at_mut(width * corners.len());
+                    rest = later;
                     let tile_offsets = &offsets[value..][..width];
-                    for &corner in corners {
-                        // Adjacent values (most tiles) copy as one slice.
-                        if tile_offsets[width - 1] - tile_offsets[0] == width - 1 {
-                            panel.extend_from_slice(&input[corner + tile_offsets[0]..][..width]);
-                        } else {
-                            panel.extend(tile_offsets.iter().map(|offset| input[corner + offset]));
-                        }
+                    match width {
+                        w if w == C => gather::<C>(input, corners, tile_offsets, target),
+                        4 => gather::<4>(input, corners, tile_offsets, target),
+                        2 => gather::<2>(input, corners, tile_offsets, target),
+                        _ => gather::<1>(input, corners, tile_offsets, target),
                     }
                 }
                 for block in 0..row / BLOCK {
@@ -445,6 +481,19 @@ impl TileLoop for WeightTiles<'_> {
                 }
             }
         }
+    }
+}
+
+/// `target[m][i] = input[corners[m] + offsets[i]]` for the `W` offsets of a tile: fixed-size
+/// copies, one slice where the values are adjacent (most tiles).
+#[inline(always)]
+fn gather<const W: usize>(input: &[f32], corners: &[usize], offsets: &[usize], target: &mut [f32]) {
+    let offsets: [usize; W] = core::array::from_fn(|i| offsets[i]);
+    let slots = target.chunks_exact_mut(W).zip(corners);
+    if offsets[W - 1] - offsets[0] == W - 1 {
+        slots.for_each(|(slot, &corner)| slot.copy_from_slice(&input[corner + offsets[0]..][..W]));
+    } else {
+        slots.for_each(|(slot, &corner)| slot.iter_mut().zip(offsets).for_each(|(value, offset)| *value = input[corner + offset]));
     }
 }
 
@@ -870,35 +919,43 @@ mod tests {
     /// (the first run's 260 values are no multiple of 3 or 6).
     #[test]
     fn scalar_weight_tiles_agree_with_dispatched_simd() {
-        let (channels, pixels, row) = (PANEL_VALUES / 2 + 2, WEIGHT_CHUNK + 150, 2 * BLOCK);
+        // Output channels that leave the second block 5 short (zeros past the last one).
+        let (channels, pixels, outputs) = (PANEL_VALUES / 2 + 2, WEIGHT_CHUNK + 150, 2 * BLOCK - 5);
         let input: Vec<f32> = (0..(pixels + 8) * channels).map(|i| ((i * 29 % 97) as f32 - 48.0) / 48.0).collect();
-        let cotangent: Vec<f32> = (0..pixels * row).map(|i| ((i * 13 % 89) as f32 - 44.0) / 44.0).collect();
+        let grad: Vec<f32> = (0..pixels * outputs).map(|i| ((i * 13 % 89) as f32 - 44.0) / 44.0).collect();
+        let cotangent = Cotangent { grad: Values { data: &grad, layout: Layout::Nhwc }, derivative: None, channels: outputs, plane: pixels };
         let bases: Vec<usize> = (0..pixels).map(|p| p * channels).collect();
         let runs = [Run { input: 0, length: 2 * channels, weight: 0 }, Run { input: 5 * channels, length: channels, weight: 2 * channels }];
         let sums = |tiles: usize| {
-            let mut sums = vec![0.0; 2 * 3 * channels * BLOCK];
-            let task = WeightTiles { input: &input, cotangent: &cotangent, bases: &bases, pixels: 3..pixels, runs: &runs, sums: &mut sums };
+            let (mut sums, mut bias) = (vec![0.0; 2 * 3 * channels * BLOCK], vec![0.0; 2 * BLOCK]);
+            let task = WeightTiles { input: &input, cotangent: &cotangent, bases: &bases, pixels: 3..pixels, runs: &runs, sums: &mut sums, bias: &mut bias };
             match tiles {
                 0 => Arch::new().dispatch(Dispatch(task)),
                 1 => task.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
                 3 => task.run::<pulp::Scalar, 3, 16>(pulp::Scalar::new()),
                 _ => task.run::<pulp::Scalar, 6, 16>(pulp::Scalar::new()),
             }
-            sums
+            (sums, bias)
         };
-        let dispatched = sums(0);
+        let (dispatched, bias) = sums(0);
         for tiles in [1, 3, 6] {
-            let worst = dispatched.iter().zip(sums(tiles)).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = dispatched.iter().zip(sums(tiles).0).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(worst < 1e-3, "{tiles}-value scalar tiles differ by {worst}");
         }
         // Sums by hand: block 1, output channel 1·16 + 7, at both ends of each run (the
         // first run's last values and all of the second run's lie in the second panel).
         for (run, value) in [(0, 4), (0, 2 * channels - 1), (1, 0), (1, 4), (1, channels - 1)] {
             let Run { input: offset, weight: first, .. } = runs[run];
-            let expected: f32 = (3..pixels).map(|m| input[bases[m] + offset + value] * cotangent[m * row + BLOCK + 7]).sum();
+            let expected: f32 = (3..pixels).map(|m| input[bases[m] + offset + value] * grad[m * outputs + BLOCK + 7]).sum();
             let got = dispatched[(3 * channels + first + value) * BLOCK + 7];
             assert!((got - expected).abs() < 1e-3, "run {run} value {value}: {got} vs {expected}");
         }
+        let expected: f32 = (3..pixels).map(|m| grad[m * outputs + BLOCK + 7]).sum();
+        assert!((bias[BLOCK + 7] - expected).abs() < 1e-3, "bias sum {} vs {expected}", bias[BLOCK + 7]);
+        // Past the last output channel: nothing.
+        assert_eq!(bias[outputs..], [0.0; 5]);
+        let second_block = &dispatched[3 * channels * BLOCK..];
+        assert!(second_block.chunks_exact(BLOCK).all(|line| line[BLOCK - 5..] == [0.0; 5]), "sums past the last channel");
     }
 
     /// Tiles other than the host's SIMD width (the 1-lane fallback, and classes whose pixels

@@ -258,6 +258,7 @@ fn host<const D: usize>(tensor: &Tensor<D>) -> Option<Host> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::HostRng;
     use burn::tensor::Distribution;
     use burn::tensor::activation::leaky_relu;
     use burn::tensor::module::conv2d as burn_conv2d;
@@ -348,8 +349,8 @@ mod tests {
         // The paper shapes plus an RGB input layer and a one-channel head (any width goes here).
         let narrow = [(2, 3, 16, 8, 3, 1, 1), (3, 40, 1, 4, 4, 1, 0), (2, 5, 7, 6, 3, 2, 1)];
         let leaky_slopes = [Some(0.2), None, Some(0.0)].into_iter().cycle();
-        for (((batch, inputs, outputs, side, kernel, stride, padding), leaky), (read, _)) in SHAPES.into_iter().chain(narrow).zip(leaky_slopes).zip(LAYOUTS.into_iter().cycle()) {
-            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}, input {read:?}");
+        for (((batch, inputs, outputs, side, kernel, stride, padding), leaky), (read, write)) in SHAPES.into_iter().chain(narrow).zip(leaky_slopes).zip(LAYOUTS.into_iter().cycle()) {
+            let layer = format!("{inputs}->{outputs} k{kernel} s{stride} p{padding} LeakyReLU {leaky:?}, input {read:?}, cotangent {write:?}");
             let x = Tensor::<4>::random([batch, inputs, side + 1, side], Distribution::Normal(0.0, 1.0), &device);
             let weight = Tensor::<4>::random([outputs, inputs, kernel, kernel], Distribution::Normal(0.0, 0.1), &device);
             let bias = Tensor::<1>::random([outputs], Distribution::Normal(0.0, 1.0), &device);
@@ -366,7 +367,8 @@ mod tests {
             let expected_weight = Tensor::<4>::from_data(tracked_weight.grad(&grads).expect("weight gradient").to_data(), &device);
             let expected_bias = Tensor::<1>::from_data(tracked_bias.grad(&grads).expect("bias gradient").to_data(), &device);
 
-            let (x, cotangent) = (stored(x, read), stored(cotangent, Layout::Nhwc));
+            // Every pairing of layouts: the activations as the input, the cotangent as written.
+            let (x, cotangent, activations) = (stored(x, read), stored(cotangent, write), stored(activations, read));
             let (weight_grad, bias_grad) = conv2d_parameter_grads(&x, &cotangent, &weight, stride, padding, leaky.map(|slope| (&activations, slope))).expect("applies");
             // Sums over up to ~1000 pixels: tolerances relative to the gradients' size.
             let scale = expected_weight.clone().abs().max().into_scalar::<f32>().max(1.0);
@@ -391,10 +393,13 @@ mod tests {
         };
         for (slope, centre) in [(0.0, 0.0), (0.2, 1000.0)] {
             let case = format!("slope {slope}, values around {centre}");
-            let h = Tensor::<4>::random([3, 5, 7, 6], Distribution::Normal(centre, 2.0), &device);
-            let gamma = Tensor::<1>::random([5], Distribution::Normal(1.0, 0.3), &device);
-            let beta = Tensor::<1>::random([5], Distribution::Normal(0.0, 0.5), &device);
-            let cotangent = Tensor::<4>::random(h.dims(), Distribution::Normal(0.0, 1.0), &device);
+            // Seeded: an output within rounding of the LeakyReLU's kink takes the other slope
+            // on one side, so fresh random values failed one run in ~50.
+            let mut rng = HostRng::new(11);
+            let h = rng.normal_tensor([3, 5, 7, 6], 2.0, &device).add_scalar(centre);
+            let gamma = rng.normal_tensor([5], 0.3, &device).add_scalar(1.0);
+            let beta = rng.normal_tensor([5], 0.5, &device);
+            let cotangent = rng.normal_tensor(h.dims(), 1.0, &device);
             let eps = 1e-5;
 
             let tracked = |t: Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad).require_grad();
