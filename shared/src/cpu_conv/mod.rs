@@ -271,7 +271,7 @@ mod tests {
 
     /// Shapes of the paper nets plus odd sizes, strides and channel counts off the tile width,
     /// and input layers narrower than a tile (RGB; the narrow input gradient).
-    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 12] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 13] = [
         // batch, in, out, side, kernel, stride, padding
         (3, 16, 32, 16, 4, 2, 1),
         (2, 20, 33, 9, 4, 2, 1),
@@ -284,10 +284,13 @@ mod tests {
         (2, 5, 17, 7, 4, 2, 1),
         // Less than a tile of outputs: a multigrid ÷8 first layer.
         (2, 3, 12, 10, 5, 2, 2),
-        // Growing by the padding, as the multigrid grid-4 net does (2×3 → 4×5): most pixels
-        // miss taps; then padding wider than the kernel, so corner pixels read only padding.
-        (2, 16, 24, 2, 3, 1, 2),
-        (1, 16, 16, 3, 2, 1, 2),
+        // Wide enough (≥ 256 values per pixel, both ways) that edge pixels skip the taps that
+        // read padding: growing by the padding as the multigrid grid-4 net does (2×3 → 4×5,
+        // most pixels miss taps); padding wider than the kernel (corner pixels read only
+        // padding); a stride-2 layer, whose input-gradient classes skip taps too.
+        (2, 32, 32, 2, 3, 1, 2),
+        (1, 64, 64, 3, 2, 1, 2),
+        (2, 64, 64, 6, 4, 2, 1),
     ];
 
     /// The layouts the kernels read and write, each pairing of input and output met in turn.
