@@ -629,8 +629,9 @@ fn tap_runs(padded: &ChannelsLast, taps: &[(usize, usize)], channels: usize, [ro
 /// A product's pixels, task by task, grouped by which of their taps read data rather than zero
 /// padding, so that no multiply is spent on padding: the multigrid nets' 3×3 padding-2 layers
 /// (20–75 % of whose taps read zeros on their small images) and the short-run nets' strided
-/// layers. Each task is a run of pixels in
-/// the order given, so its rows of the product stay in that order and no copy sorts them back.
+/// layers. Each task is a run of pixels in the order given, so its rows of the product stay in
+/// that order and no copy sorts them back. Narrow layers keep one class (see
+/// [`MIN_GROUPED_VALUES`]).
 struct Reach {
     /// Per class, the runs of the taps its pixels read; class 0 reads them all.
     classes: Vec<Vec<Run>>,
