@@ -639,7 +639,8 @@ struct Reach {
     task: usize,
     /// Offset in the padded input of each pixel's corner, task after task, group after group.
     bases: Vec<usize>,
-    /// The row of each of those pixels within its task.
+    /// The row of each of those pixels within its task; with one class, rows `0..CHUNK`, which
+    /// every task shares (its pixels in order).
     rows: Vec<usize>,
     /// Groups `(class, range of bases)`, task after task.
     groups: Vec<(usize, std::ops::Range<usize>)>,
@@ -667,8 +668,7 @@ impl Reach {
         let spans = [taps.iter().map(|&(y, _)| y + 1).max().unwrap_or(0), taps.iter().map(|&(_, x)| x + 1).max().unwrap_or(0)];
         let mut classes = vec![tap_runs(padded, taps, channels, [0..spans[0], 0..spans[1]])];
         if taps.len() * channels < MIN_GROUPED_VALUES {
-            let pixels: Vec<(usize, usize)> = corners.map(|[n, y, x]| (padded.offset(n, y, x), 0)).collect();
-            return Self::grouped(classes, pixels, CHUNK);
+            return Self::in_order(classes, corners.map(|[n, y, x]| padded.offset(n, y, x)).collect());
         }
         // Per axis and corner coordinate, the range of tap offsets that read data (bounded by
         // the span) as one index; per pair of indices, the class: equal ranges, equal taps, and
@@ -694,25 +694,12 @@ impl Reach {
                 (padded.offset(n, y, x), class)
             })
             .collect();
-        // Larger tasks when classes split them, so that each class fills whole tiles.
-        let task = match classes.len() {
-            1 => CHUNK,
-            _ => pixels.len().div_ceil(4 * worker_count()).clamp(CHUNK, MAX_TASK),
-        };
-        Self::grouped(classes, pixels, task)
-    }
-
-    /// `pixels` (corner offset, class) in tasks of `task`, each task's pixels grouped by class.
-    fn grouped(classes: Vec<Vec<Run>>, pixels: Vec<(usize, usize)>, task: usize) -> Self {
-        let mut reach = Self { classes, task, bases: Vec::with_capacity(pixels.len()), rows: Vec::with_capacity(pixels.len()), groups: Vec::new(), tasks: Vec::new() };
-        if reach.classes.len() == 1 {
-            // One group per task, in order.
-            reach.bases.extend(pixels.iter().map(|&(base, _)| base));
-            reach.rows.extend((0..pixels.len()).map(|i| i % task));
-            reach.groups.extend((0..pixels.len()).step_by(task).map(|first| (0, first..pixels.len().min(first + task))));
-            reach.tasks.extend((0..reach.groups.len()).map(|group| group..group + 1));
-            return reach;
+        if classes.len() == 1 {
+            return Self::in_order(classes, pixels.into_iter().map(|(base, _)| base).collect());
         }
+        // Larger tasks when classes split them, so that each class fills whole tiles.
+        let task = pixels.len().div_ceil(4 * worker_count()).clamp(CHUNK, MAX_TASK);
+        let mut reach = Self { classes, task, bases: Vec::with_capacity(pixels.len()), rows: Vec::with_capacity(pixels.len()), groups: Vec::new(), tasks: Vec::new() };
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); reach.classes.len()];
         for part in pixels.chunks(task) {
             members.iter_mut().for_each(Vec::clear);
@@ -732,6 +719,23 @@ impl Reach {
             reach.tasks.push(first_group..reach.groups.len());
         }
         reach
+    }
+
+    /// The pixels at `bases`, all of the one class of `classes`, in tasks of [`CHUNK`] in order:
+    /// a handful of small allocations, as the plain product had (per call, fresh pages for
+    /// per-pixel lists cost the n_f 16 chain 5 %).
+    fn in_order(classes: Vec<Vec<Run>>, bases: Vec<usize>) -> Self {
+        let groups: Vec<(usize, std::ops::Range<usize>)> = (0..bases.len()).step_by(CHUNK).map(|first| (0, first..bases.len().min(first + CHUNK))).collect();
+        let tasks = (0..groups.len()).map(|group| group..group + 1).collect();
+        Self { classes, task: CHUNK, bases, rows: (0..CHUNK).collect(), groups, tasks }
+    }
+
+    /// The rows within their task of the pixels `pixels` (a group's range of `bases`).
+    fn rows_of(&self, pixels: &std::ops::Range<usize>) -> &[usize] {
+        match self.classes.len() {
+            1 => &self.rows[..pixels.len()],
+            _ => &self.rows[pixels.clone()],
+        }
     }
 }
 
@@ -753,7 +757,7 @@ impl Product<'_> {
             for (class, pixels) in &reach.groups[reach.tasks[i].clone()] {
                 // A few tiles at a time, so that their input stays cached for every block of
                 // output channels.
-                for (bases, rows) in reach.bases[pixels.clone()].chunks(CHUNK).zip(reach.rows[pixels.clone()].chunks(CHUNK)) {
+                for (bases, rows) in reach.bases[pixels.clone()].chunks(CHUNK).zip(reach.rows_of(pixels).chunks(CHUNK)) {
                     Arch::new().dispatch(Dispatch(Tiles { product: self, runs: &reach.classes[*class], bases, rows, out: &mut *out }));
                 }
             }
@@ -1017,7 +1021,7 @@ mod tests {
             let mut out = vec![0.0; dispatched.len()];
             for (task, part) in out.chunks_mut(reach.task * row).enumerate() {
                 for (class, pixels) in &reach.groups[reach.tasks[task].clone()] {
-                    let (bases, rows) = (&reach.bases[pixels.clone()], &reach.rows[pixels.clone()]);
+                    let (bases, rows) = (&reach.bases[pixels.clone()], reach.rows_of(pixels));
                     let tiles = Tiles { product: &product, runs: &reach.classes[*class], bases, rows, out: &mut *part };
                     match p {
                         1 => tiles.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
