@@ -382,20 +382,34 @@ impl Cotangent<'_> {
             let (line, tail) = line.split_at_mut(count);
             tail.fill(0.0);
             let (g, g_step) = at(&self.grad, m);
-            match (self.derivative, g_step) {
-                (None, 1) => line.copy_from_slice(&self.grad.data[g..][..count]),
-                (None, _) => line.iter_mut().enumerate().for_each(|(j, value)| *value = self.grad.data[g + j * g_step]),
-                (Some((outputs, slope)), _) => {
-                    let (a, a_step) = at(&outputs, m);
-                    if [g_step, a_step] == [1, 1] {
-                        let pairs = self.grad.data[g..][..count].iter().zip(&outputs.data[a..][..count]);
-                        line.iter_mut().zip(pairs).for_each(|(value, (&g, &a))| *value = before_activation(g, a, slope));
-                    } else {
-                        for (j, value) in line.iter_mut().enumerate() {
-                            *value = before_activation(self.grad.data[g + j * g_step], outputs.data[a + j * a_step], slope);
-                        }
-                    }
-                }
+            let derivative = self.derivative.map(|(outputs, slope)| {
+                let (a, a_step) = at(&outputs, m);
+                ((outputs.data, a, a_step), slope)
+            });
+            copy_pixel(line, (self.grad.data, g, g_step), derivative);
+        }
+    }
+}
+
+/// One pixel's values in a buffer: `(values, first, step between channels)`.
+type Strided<'a> = (&'a [f32], usize, usize);
+
+/// `pixel[c] = source[at + c · step]` for each of its values, carried through the LeakyReLU
+/// whose outputs `(values, at, step)` and slope `derivative` gives: one pixel of
+/// [`ChannelsLast::new`] or of [`Cotangent::block_lines`], adjacent values as slices.
+#[inline(always)]
+fn copy_pixel(pixel: &mut [f32], (source, at, step): Strided<'_>, derivative: Option<(Strided<'_>, f32)>) {
+    let count = pixel.len();
+    match derivative {
+        None if step == 1 => pixel.copy_from_slice(&source[at..][..count]),
+        None => pixel.iter_mut().enumerate().for_each(|(c, value)| *value = source[at + c * step]),
+        Some(((outputs, out_at, 1), slope)) if step == 1 => {
+            let pairs = source[at..][..count].iter().zip(&outputs[out_at..][..count]);
+            pixel.iter_mut().zip(pairs).for_each(|(value, (&g, &a))| *value = before_activation(g, a, slope));
+        }
+        Some(((outputs, out_at, out_step), slope)) => {
+            for (c, value) in pixel.iter_mut().enumerate() {
+                *value = before_activation(source[at + c * step], outputs[out_at + c * out_step], slope);
             }
         }
     }
@@ -572,24 +586,10 @@ impl ChannelsLast {
             let derivative = derivative.map(|(outputs, strides, slope)| (&outputs[n * strides[0]..][..image_len], strides, slope));
             for (y, line) in image[top * cols * channels..].chunks_exact_mut(cols * channels).take(height).enumerate() {
                 for (x, pixel) in line[left * channels..].chunks_exact_mut(channels).take(width).enumerate() {
-                    let pixel = &mut pixel[..source_channels];
-                    let first = y * row_step + x * column_step;
-                    let Some((outputs, [_, out_channel_step, out_row_step, out_column_step], slope)) = derivative else {
-                        match channel_step {
-                            1 => pixel.copy_from_slice(&source[first..][..source_channels]),
-                            _ => pixel.iter_mut().enumerate().for_each(|(c, value)| *value = source[first + c * channel_step]),
-                        }
-                        continue;
-                    };
-                    let out_first = y * out_row_step + x * out_column_step;
-                    if [channel_step, out_channel_step] == [1, 1] {
-                        let pairs = source[first..][..source_channels].iter().zip(&outputs[out_first..][..source_channels]);
-                        pixel.iter_mut().zip(pairs).for_each(|(value, (&input, &output))| *value = before_activation(input, output, slope));
-                    } else {
-                        for (c, value) in pixel.iter_mut().enumerate() {
-                            *value = before_activation(source[first + c * channel_step], outputs[out_first + c * out_channel_step], slope);
-                        }
-                    }
+                    let derivative = derivative.map(|(outputs, [_, out_channel_step, out_row_step, out_column_step], slope)| {
+                        ((outputs, y * out_row_step + x * out_column_step, out_channel_step), slope)
+                    });
+                    copy_pixel(&mut pixel[..source_channels], (source, y * row_step + x * column_step, channel_step), derivative);
                 }
             }
         });
@@ -737,6 +737,15 @@ impl Reach {
             _ => &self.rows[pixels.clone()],
         }
     }
+
+    /// Task `task`'s passes of the tile loop `(runs, corners, rows)`: each group [`CHUNK`]
+    /// pixels at a time, so that their input stays cached for every block of output channels.
+    fn passes(&self, task: usize) -> impl Iterator<Item = (&[Run], &[usize], &[usize])> + '_ {
+        self.groups[self.tasks[task].clone()].iter().flat_map(move |(class, pixels)| {
+            let runs = self.classes[*class].as_slice();
+            self.bases[pixels.clone()].chunks(CHUNK).zip(self.rows_of(pixels).chunks(CHUNK)).map(move |(bases, rows)| (runs, bases, rows))
+        })
+    }
 }
 
 /// `out[m][o] = start[o] + Σ_runs Σ_i input[bases[m] + run.input + i] · packed[o / BLOCK][run.weight + i][o % BLOCK]`
@@ -754,12 +763,8 @@ impl Product<'_> {
         let row = self.start.len();
         let mut out = zeroed(reach.bases.len() * row);
         for_each_part(&mut out, reach.task * row, |i, out| {
-            for (class, pixels) in &reach.groups[reach.tasks[i].clone()] {
-                // A few tiles at a time, so that their input stays cached for every block of
-                // output channels.
-                for (bases, rows) in reach.bases[pixels.clone()].chunks(CHUNK).zip(reach.rows_of(pixels).chunks(CHUNK)) {
-                    Arch::new().dispatch(Dispatch(Tiles { product: self, runs: &reach.classes[*class], bases, rows, out: &mut *out }));
-                }
+            for (runs, bases, rows) in reach.passes(i) {
+                Arch::new().dispatch(Dispatch(Tiles { product: self, runs, bases, rows, out: &mut *out }));
             }
             // While the task's rows are still cached.
             if let Some(slope) = self.leaky {
@@ -1020,9 +1025,8 @@ mod tests {
         for (pixels, scalar) in [1, 3, 6].map(|p| {
             let mut out = vec![0.0; dispatched.len()];
             for (task, part) in out.chunks_mut(reach.task * row).enumerate() {
-                for (class, pixels) in &reach.groups[reach.tasks[task].clone()] {
-                    let (bases, rows) = (&reach.bases[pixels.clone()], reach.rows_of(pixels));
-                    let tiles = Tiles { product: &product, runs: &reach.classes[*class], bases, rows, out: &mut *part };
+                for (runs, bases, rows) in reach.passes(task) {
+                    let tiles = Tiles { product: &product, runs, bases, rows, out: &mut *part };
                     match p {
                         1 => tiles.run::<pulp::Scalar, 1, 16>(pulp::Scalar::new()),
                         3 => tiles.run::<pulp::Scalar, 3, 16>(pulp::Scalar::new()),
