@@ -564,17 +564,33 @@ impl Block {
                 let weight = conv.weight.val();
                 let bias = conv.bias.as_ref().map(Param::val);
                 // burn's order: a BatchNorm or an activation of flex's runs next.
-                match cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None, Layout::Nchw) {
+                let ours = cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None, Layout::Nchw)
+                    .or_else(|| cpu_conv::tracked::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None));
+                match ours {
                     Some(y) => y,
                     None => conv2d(x, weight, bias, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
                 }
             }
-            Op::ConvTranspose(conv) => conv_transpose2d(
-                x,
-                conv.weight.val(),
-                conv.bias.as_ref().map(Param::val),
-                ConvTransposeOptions::new([conv.stride; 2], [conv.padding; 2], [conv.output_padding; 2], [1, 1], 1),
-            ),
+            Op::ConvTranspose(conv) => {
+                let weight = conv.weight.val();
+                let bias = conv.bias.as_ref().map(Param::val);
+                let [_, _, h, w] = x.dims();
+                let [_, out_channels, k, _] = weight.dims();
+                let side = |input: usize| (input.saturating_sub(1) * conv.stride + k + conv.output_padding).saturating_sub(2 * conv.padding);
+                let size = [side(h), side(w)];
+                let ours = cpu_conv::conv2d_input_grad(&x, &weight, conv.stride, conv.padding, size, None, Layout::Nchw)
+                    .or_else(|| cpu_conv::tracked::conv_transpose2d(&x, &weight, conv.stride, conv.padding, size, None));
+                match (ours, bias) {
+                    (Some(y), Some(bias)) => y + bias.reshape([1, out_channels, 1, 1]),
+                    (Some(y), None) => y,
+                    (None, bias) => conv_transpose2d(
+                        x,
+                        weight,
+                        bias,
+                        ConvTransposeOptions::new([conv.stride; 2], [conv.padding; 2], [conv.output_padding; 2], [1, 1], 1),
+                    ),
+                }
+            }
             Op::Dense(dense) => {
                 let [n, c, h, w] = x.dims();
                 let flat = x.reshape([n, c * h * w]).matmul(dense.weight.val());
@@ -597,13 +613,15 @@ impl Block {
         }
     }
 
-    /// The block's output in one CPU pass, channels-last (the next convolution reads it
-    /// as it lies), or `None` where the ops run one by one (a BatchNorm between them, another
-    /// activation, another backend).
+    /// The block's output in one CPU pass — channels-last (the next convolution reads it as it
+    /// lies), or under autodiff one tape operation in burn's order ([`cpu_conv::tracked`]) —,
+    /// or `None` where the ops run one by one (a BatchNorm between them, another activation,
+    /// another backend).
     fn forward_fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
         let (conv, slope) = self.fusion()?;
-        let bias = conv.bias.as_ref().map(Param::val);
-        cpu_conv::conv2d(x, &conv.weight.val(), bias.as_ref(), conv.stride, conv.padding, Some(slope), Layout::Nhwc)
+        let (weight, bias) = (conv.weight.val(), conv.bias.as_ref().map(Param::val));
+        cpu_conv::conv2d(x, &weight, bias.as_ref(), conv.stride, conv.padding, Some(slope), Layout::Nhwc)
+            .or_else(|| cpu_conv::tracked::conv2d(x, &weight, bias.as_ref(), conv.stride, conv.padding, Some(slope)))
     }
 
     /// The cotangent of the block's input from that of its output in one CPU pass, given the
@@ -611,7 +629,9 @@ impl Block {
     fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace, layout: Layout) -> Option<Tensor<4>> {
         let (conv, slope, outputs) = self.fused_parts(trace)?;
         let [_, _, h, w] = trace.input_dims;
-        cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
+        let weight = conv.weight.val();
+        cpu_conv::conv2d_input_grad(grad, &weight, conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
+            .or_else(|| cpu_conv::tracked::conv_transpose2d(grad, &weight, conv.stride, conv.padding, [h, w], Some((outputs, slope))))
     }
 
     /// The BatchNorm and LeakyReLU slope (0: ReLU) of a block whose CPU kernels fuse the two:
@@ -729,7 +749,10 @@ impl Block {
         let [n, c, h, w] = input_dims;
         match &self.op {
             Op::Conv(conv) => {
-                if let Some(input_grad) = cpu_conv::conv2d_input_grad(&grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], None, layout) {
+                let weight = conv.weight.val();
+                let ours = cpu_conv::conv2d_input_grad(&grad, &weight, conv.stride, conv.padding, [h, w], None, layout)
+                    .or_else(|| cpu_conv::tracked::conv_transpose2d(&grad, &weight, conv.stride, conv.padding, [h, w], None));
+                if let Some(input_grad) = ours {
                     return input_grad;
                 }
                 let [_, _, gh, gw] = grad.dims();
@@ -744,14 +767,17 @@ impl Block {
                     [1, 1],
                     1,
                 );
-                transposed_conv_exact(grad, conv.weight.val(), options, [h, w])
+                transposed_conv_exact(grad, weight, options, [h, w])
             }
-            Op::ConvTranspose(conv) => conv2d(
-                grad,
-                conv.weight.val(),
-                None,
-                ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1),
-            ),
+            Op::ConvTranspose(conv) => {
+                let weight = conv.weight.val();
+                let ours = cpu_conv::conv2d(&grad, &weight, None, conv.stride, conv.padding, None, Layout::Nchw)
+                    .or_else(|| cpu_conv::tracked::conv2d(&grad, &weight, None, conv.stride, conv.padding, None));
+                match ours {
+                    Some(input_grad) => input_grad,
+                    None => conv2d(grad, weight, None, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
+                }
+            }
             Op::Dense(dense) => {
                 let [_, oc, oh, ow] = grad.dims();
                 grad.reshape([n, oc * oh * ow]).matmul(dense.weight.val().transpose()).reshape([n, c, h, w])

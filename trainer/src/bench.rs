@@ -16,6 +16,7 @@ use burn::tensor::Distribution;
 use peakmem_alloc::{PeakMemAlloc, PeakMemAllocTrait};
 use serde::{Deserialize, Serialize};
 use shared::StackSpec;
+use shared::cpu_conv::tracked::with_burn_ops;
 use shared::layers::{OpSpec, Stack};
 use shared::nets::{MultigridConfig, Polarity, Role, ShortRunConfig};
 use shared::sampler::{DeviceNoise, LangevinConfig, NetDensity, langevin};
@@ -269,12 +270,12 @@ fn explicit_chain_s(device: &Device, stack: &Stack, polarity: Polarity, shape: [
     })
 }
 
-/// The same chain with an autodiff tape per step (the naive way), `stack` on an autodiff
-/// device.
+/// The same chain with an autodiff tape per step (the naive way: burn's own ops, see
+/// [`with_burn_ops`]), `stack` on an autodiff device.
 fn taped_chain_s(device: &Device, stack: &Stack, shape: [usize; 4], config: &LangevinConfig) -> anyhow::Result<f64> {
     let ad_device = stack.device();
     let mut x = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &ad_device);
-    seconds(device, || {
+    seconds(device, || with_burn_ops(|| {
         for _ in 0..config.steps {
             let tracked = x.detach().require_grad();
             let grads = stack.value(tracked.clone()).sum().backward();
@@ -283,7 +284,7 @@ fn taped_chain_s(device: &Device, stack: &Stack, shape: [usize; 4], config: &Lan
         }
         let _ = x.sum().into_data();
         Ok(())
-    })
+    }))
 }
 
 /// Explicit-gradient and taped chain timings of `spec` with their peak memory.
@@ -322,7 +323,8 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
         trainer.explicit_gradients = explicit_gradients;
         timed(device, repeats, || {
             seconds(device, || {
-                trainer.step()?;
+                // The taped reference as burn runs it (the tape-free one has no tape to join).
+                with_burn_ops(|| trainer.step())?;
                 Ok(())
             })
         })

@@ -209,18 +209,23 @@ pub struct MegNets {
 }
 
 impl MegNets {
-    /// `T(x, z)` per sample: `x` `[N, C, H, W]`, `z` `[N, D]` → `[N]`.
-    pub fn statistics(&self, x: Tensor<4>, z: Tensor<2>) -> Tensor<1> {
-        let [n, d] = z.dims();
+    /// `T(x, z)` per sample for each `z` in `latents`: `x` `[N, C, H, W]`, each `z` `[N, D]` →
+    /// `[N]` each. The trunk sees `x` once (its features are the same for every `z`; the
+    /// authors' code runs it per pair, which gives the same values and gradients).
+    pub fn statistics<const K: usize>(&self, x: Tensor<4>, latents: [Tensor<2>; K]) -> [Tensor<1>; K] {
+        let [n, c, h, w] = x.dims();
         let features = match &self.statistics_trunk {
-            Some(trunk) => trunk.forward(x).reshape([n, d]),
-            None => {
-                let [_, c, h, w] = x.dims();
-                x.reshape([n, c * h * w])
+            Some(trunk) => {
+                let out = trunk.forward(x);
+                let [_, d, oh, ow] = out.dims();
+                out.reshape([n, d * oh * ow])
             }
+            None => x.reshape([n, c * h * w]),
         };
-        let width = features.dims()[1] + d;
-        self.statistics_head.value(Tensor::cat(vec![features, z], 1).reshape([n, width, 1, 1]))
+        latents.map(|z| {
+            let width = features.dims()[1] + z.dims()[1];
+            self.statistics_head.value(Tensor::cat(vec![features.clone(), z], 1).reshape([n, width, 1, 1]))
+        })
     }
 
     fn named(&self) -> Vec<(&'static str, &Stack)> {
@@ -381,8 +386,7 @@ impl MegTrainer {
         let latent = Tensor::from_inner(z.clone().reshape([m, d, 1, 1]));
         let generated = self.nets.generator.forward(latent.clone());
         let energy_generated = self.nets.energy.value(generated.clone()).mean();
-        let joint = self.nets.statistics(generated.clone(), Tensor::from_inner(z));
-        let marginal = self.nets.statistics(generated, Tensor::from_inner(shuffled));
+        let [joint, marginal] = self.nets.statistics(generated.clone(), [z, shuffled].map(Tensor::from_inner));
         let entropy_loss = (softplus(joint.neg(), 1.0).mean() + softplus(marginal, 1.0).mean()).div_scalar(2.0);
         let values = read(vec![energy_generated.clone(), entropy_loss.clone()]);
         check_finite(&values, &["mean E(G(z))", "L_H"], self.config.divergence_threshold).map_err(|(what, value)| diverged("generator step", what, value))?;

@@ -15,6 +15,29 @@
 
 mod kernel;
 mod norm;
+#[cfg(feature = "autodiff")]
+pub mod tracked;
+
+/// Without burn's autodiff no tensor carries a tape: burn's ops run wherever these are asked.
+#[cfg(not(feature = "autodiff"))]
+pub mod tracked {
+    use burn::prelude::*;
+
+    /// Declines: see the `autodiff` feature.
+    pub fn conv2d(_: &Tensor<4>, _: &Tensor<4>, _: Option<&Tensor<1>>, _: usize, _: usize, _: Option<f64>) -> Option<Tensor<4>> {
+        None
+    }
+
+    /// Runs `work`: burn's ops are all there is.
+    pub fn with_burn_ops<T>(work: impl FnOnce() -> T) -> T {
+        work()
+    }
+
+    /// Declines: see the `autodiff` feature.
+    pub fn conv_transpose2d(_: &Tensor<4>, _: &Tensor<4>, _: usize, _: usize, _: [usize; 2], _: Option<(&Tensor<4>, f64)>) -> Option<Tensor<4>> {
+        None
+    }
+}
 
 pub use kernel::Layout;
 pub(crate) use kernel::for_each_part;

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use shared::StackSpec;
+use shared::cpu_conv::tracked::with_burn_ops;
 use shared::layers::{Op, OpSpec};
 use shared::nets::{FrameKind, FrameNetConfig, MegConfig, MegDataset, ModelSpec, MultigridConfig, MultigridVariant, ShortRunConfig};
 
@@ -73,18 +74,20 @@ fn input_for(spec: &StackSpec, batch: usize, device: &Device) -> Tensor<4> {
 }
 
 /// Explicit gradient on `device` (where flex runs `shared::cpu_conv`'s kernels) vs autodiff
-/// on the same backend (burn's ops, one by one), for the given architectures, with the same
-/// host-drawn weights and inputs.
+/// on the same backend (burn's ops, one by one, not `cpu_conv::tracked`), for the given
+/// architectures, with the same host-drawn weights and inputs.
 fn check_against_autodiff(device: &Device, families: &[(String, StackSpec, usize)]) {
     let ad = device.clone().autodiff();
     for (label, spec, batch) in families {
         let stack = unit_gain(spec.init(device).expect("init"), device);
         let (value, explicit) = stack.value_and_grad(input_for(spec, *batch, device));
-        let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
-        let x = input_for(spec, *batch, &ad).require_grad();
-        let reference_value = reference_stack.value(x.clone());
-        let grads = reference_value.clone().sum().backward();
-        let reference = x.grad(&grads).expect("input gradient");
+        let (reference_value, reference) = with_burn_ops(|| {
+            let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
+            let x = input_for(spec, *batch, &ad).require_grad();
+            let reference_value = reference_stack.value(x.clone());
+            let grads = reference_value.clone().sum().backward();
+            (reference_value, x.grad(&grads).expect("input gradient"))
+        });
         let value_error = relative_error(&host(value), &host(reference_value));
         let grad_error = relative_error(&host(explicit), &host(reference));
         println!("{label}: value rel. error {value_error:.2e}, gradient rel. error vs autodiff {grad_error:.2e}");
@@ -278,9 +281,9 @@ fn autodiff_parameter_grads(stack: &shared::Stack, grads: &burn::tensor::Gradien
 }
 
 /// The tape-free parameter gradients (`Stack::parameter_vjp`: `shared::cpu_conv` for the
-/// convolutions, fused with their LeakyReLU) against autodiff of burn's ops, for a random
-/// cotangent, on every family that has them; transposed convolutions (MEG generators) have
-/// none and say so.
+/// convolutions, fused with their LeakyReLU) against autodiff of burn's ops (not
+/// `cpu_conv::tracked`), for a random cotangent, on every family that has them; transposed
+/// convolutions (MEG generators) have none and say so.
 #[test]
 fn parameter_gradients_match_autodiff_on_flex() {
     let flex = Device::flex();
@@ -303,10 +306,12 @@ fn parameter_gradients_match_autodiff_on_flex() {
             continue;
         }
         let explicit = explicit.expect("explicit parameter gradients");
-        let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
-        let reference_out = reference_stack.forward(input_for(&spec, batch, &ad));
-        let grads = (reference_out * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
-        let reference = autodiff_parameter_grads(&reference_stack, &grads);
+        let reference = with_burn_ops(|| {
+            let reference_stack = unit_gain(spec.init(&ad).expect("init"), &ad);
+            let reference_out = reference_stack.forward(input_for(&spec, batch, &ad));
+            let grads = (reference_out * Tensor::from_data(cotangent.to_data(), &ad)).sum().backward();
+            autodiff_parameter_grads(&reference_stack, &grads)
+        });
         assert_eq!(explicit.len(), reference.len(), "{label}: one entry per parameter");
         let names: Vec<String> = stack.parameters().into_iter().map(|(name, ..)| name).collect();
         for ((name, ours), expected) in names.iter().zip(explicit).zip(reference) {
