@@ -11,19 +11,18 @@
 //! shape, flex's own backward op runs. Both return `None` (burn's op should run) unless the
 //! tensors are `f32` on flex under burn's default autodiff, outside [`with_burn_ops`].
 
+use std::cell::Cell;
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use std::cell::Cell;
-
-use burn::backend::{Autodiff, Flex};
-use burn::prelude::*;
-use burn::tensor::{BoolStore, DType};
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
-use burn::backend::TensorMetadata;
+use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{BoolStore, DType};
 
 use super::Layout;
 
