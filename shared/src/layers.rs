@@ -560,17 +560,8 @@ impl Block {
 
     fn apply_op(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.op {
-            Op::Conv(conv) => {
-                let weight = conv.weight.val();
-                let bias = conv.bias.as_ref().map(Param::val);
-                // burn's order: a BatchNorm or an activation of flex's runs next.
-                let ours = cpu_conv::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None, Layout::Nchw)
-                    .or_else(|| cpu_conv::tracked::conv2d(&x, &weight, bias.as_ref(), conv.stride, conv.padding, None));
-                match ours {
-                    Some(y) => y,
-                    None => conv2d(x, weight, bias, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
-                }
-            }
+            // burn's order: a BatchNorm or an activation of flex's runs next.
+            Op::Conv(conv) => convolution(x, conv.weight.val(), conv.bias.as_ref().map(Param::val), conv.stride, conv.padding),
             Op::ConvTranspose(conv) => {
                 let weight = conv.weight.val();
                 let bias = conv.bias.as_ref().map(Param::val);
@@ -578,9 +569,7 @@ impl Block {
                 let [_, out_channels, k, _] = weight.dims();
                 let side = |input: usize| (input.saturating_sub(1) * conv.stride + k + conv.output_padding).saturating_sub(2 * conv.padding);
                 let size = [side(h), side(w)];
-                let ours = cpu_conv::conv2d_input_grad(&x, &weight, conv.stride, conv.padding, size, None, Layout::Nchw)
-                    .or_else(|| cpu_conv::tracked::conv_transpose2d(&x, &weight, conv.stride, conv.padding, size, None));
-                match (ours, bias) {
+                match (cpu_conv::conv2d_input_grad(&x, &weight, conv.stride, conv.padding, size, None, Layout::Nchw), bias) {
                     (Some(y), Some(bias)) => y + bias.reshape([1, out_channels, 1, 1]),
                     (Some(y), None) => y,
                     (None, bias) => conv_transpose2d(
@@ -619,9 +608,8 @@ impl Block {
     /// another backend).
     fn forward_fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
         let (conv, slope) = self.fusion()?;
-        let (weight, bias) = (conv.weight.val(), conv.bias.as_ref().map(Param::val));
-        cpu_conv::conv2d(x, &weight, bias.as_ref(), conv.stride, conv.padding, Some(slope), Layout::Nhwc)
-            .or_else(|| cpu_conv::tracked::conv2d(x, &weight, bias.as_ref(), conv.stride, conv.padding, Some(slope)))
+        let bias = conv.bias.as_ref().map(Param::val);
+        cpu_conv::conv2d(x, &conv.weight.val(), bias.as_ref(), conv.stride, conv.padding, Some(slope), Layout::Nhwc)
     }
 
     /// The cotangent of the block's input from that of its output in one CPU pass, given the
@@ -629,9 +617,7 @@ impl Block {
     fn backward_fused(&self, grad: &Tensor<4>, trace: &BlockTrace, layout: Layout) -> Option<Tensor<4>> {
         let (conv, slope, outputs) = self.fused_parts(trace)?;
         let [_, _, h, w] = trace.input_dims;
-        let weight = conv.weight.val();
-        cpu_conv::conv2d_input_grad(grad, &weight, conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
-            .or_else(|| cpu_conv::tracked::conv_transpose2d(grad, &weight, conv.stride, conv.padding, [h, w], Some((outputs, slope))))
+        cpu_conv::conv2d_input_grad(grad, &conv.weight.val(), conv.stride, conv.padding, [h, w], Some((outputs, slope)), layout)
     }
 
     /// The BatchNorm and LeakyReLU slope (0: ReLU) of a block whose CPU kernels fuse the two:
@@ -750,9 +736,7 @@ impl Block {
         match &self.op {
             Op::Conv(conv) => {
                 let weight = conv.weight.val();
-                let ours = cpu_conv::conv2d_input_grad(&grad, &weight, conv.stride, conv.padding, [h, w], None, layout)
-                    .or_else(|| cpu_conv::tracked::conv_transpose2d(&grad, &weight, conv.stride, conv.padding, [h, w], None));
-                if let Some(input_grad) = ours {
+                if let Some(input_grad) = cpu_conv::conv2d_input_grad(&grad, &weight, conv.stride, conv.padding, [h, w], None, layout) {
                     return input_grad;
                 }
                 let [_, _, gh, gw] = grad.dims();
@@ -769,20 +753,21 @@ impl Block {
                 );
                 transposed_conv_exact(grad, weight, options, [h, w])
             }
-            Op::ConvTranspose(conv) => {
-                let weight = conv.weight.val();
-                let ours = cpu_conv::conv2d(&grad, &weight, None, conv.stride, conv.padding, None, Layout::Nchw)
-                    .or_else(|| cpu_conv::tracked::conv2d(&grad, &weight, None, conv.stride, conv.padding, None));
-                match ours {
-                    Some(input_grad) => input_grad,
-                    None => conv2d(grad, weight, None, ConvOptions::new([conv.stride; 2], [conv.padding; 2], [1, 1], 1)),
-                }
-            }
+            Op::ConvTranspose(conv) => convolution(grad, conv.weight.val(), None, conv.stride, conv.padding),
             Op::Dense(dense) => {
                 let [_, oc, oh, ow] = grad.dims();
                 grad.reshape([n, oc * oh * ow]).matmul(dense.weight.val().transpose()).reshape([n, c, h, w])
             }
         }
+    }
+}
+
+/// `conv2d(x, weight, bias)` with stride and padding on both axes, in burn's order: the CPU
+/// kernels where they apply (plain or on the tape), burn's op elsewhere.
+fn convolution(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: usize) -> Tensor<4> {
+    match cpu_conv::conv2d(&x, &weight, bias.as_ref(), stride, padding, None, Layout::Nchw) {
+        Some(y) => y,
+        None => conv2d(x, weight, bias, ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1)),
     }
 }
 

@@ -3,8 +3,9 @@
 //! (sampling), and the weight and bias gradients (tape-free training, see
 //! [`crate::Stack::parameter_vjp`]).
 //!
-//! Only plain `flex` tensors (no autodiff context) of `f32` come here; the forward pass also
-//! needs at least [`MIN_CHANNELS`] output channels. Everything else (GPUs, autodiff, a
+//! `f32` tensors of `flex` come here, plain or (with the `autodiff` feature) on burn's tape,
+//! where [`conv2d`] and [`conv2d_input_grad`] become tape operations ([`tracked`]); the forward
+//! pass also needs at least [`MIN_CHANNELS`] output channels. Everything else (GPUs, a
 //! one-channel energy head's forward pass) runs burn's own ops. The kernels read flex's buffers
 //! in place, in burn's NCHW order or channels-last ([`Layout::Nhwc`], a permuted view to burn);
 //! they compute channels-last, so a result handed on in that layout costs no transposition.
@@ -17,27 +18,6 @@ mod kernel;
 mod norm;
 #[cfg(feature = "autodiff")]
 pub mod tracked;
-
-/// Without burn's autodiff no tensor carries a tape: burn's ops run wherever these are asked.
-#[cfg(not(feature = "autodiff"))]
-pub mod tracked {
-    use burn::prelude::*;
-
-    /// Declines: see the `autodiff` feature.
-    pub fn conv2d(_: &Tensor<4>, _: &Tensor<4>, _: Option<&Tensor<1>>, _: usize, _: usize, _: Option<f64>) -> Option<Tensor<4>> {
-        None
-    }
-
-    /// Runs `work`: burn's ops are all there is.
-    pub fn with_burn_ops<T>(work: impl FnOnce() -> T) -> T {
-        work()
-    }
-
-    /// Declines: see the `autodiff` feature.
-    pub fn conv_transpose2d(_: &Tensor<4>, _: &Tensor<4>, _: usize, _: usize, _: [usize; 2], _: Option<(&Tensor<4>, f64)>) -> Option<Tensor<4>> {
-        None
-    }
-}
 
 pub use kernel::Layout;
 pub(crate) use kernel::for_each_part;
@@ -57,9 +37,14 @@ use kernel::ConvShape;
 pub const MIN_CHANNELS: usize = 8;
 
 /// `conv2d(x, weight, bias)` with stride and padding on both axes, then a LeakyReLU of slope
-/// `leaky` (0: ReLU) where given, stored in the `output` layout; `None` where burn's own ops
-/// should run. `x`: `[N, C, H, W]`, `weight`: `[C', C, K, K]`, `bias`: `[C']`.
+/// `leaky` (0: ReLU) where given, stored in the `output` layout (on the tape: burn's order);
+/// `None` where burn's own ops should run. `x`: `[N, C, H, W]`, `weight`: `[C', C, K, K]`,
+/// `bias`: `[C']`.
 pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>, output: Layout) -> Option<Tensor<4>> {
+    #[cfg(feature = "autodiff")]
+    if let Some(y) = tracked::conv2d(x, weight, bias, stride, padding, leaky) {
+        return Some(y);
+    }
     let [batch, in_channels, height, width] = x.dims();
     let [out_channels, _, _, _] = weight.dims();
     let shape = ConvShape { batch, in_channels, out_channels, height, width, kernel: weight.dims()[2], stride, padding };
@@ -80,7 +65,8 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, strid
 /// `[C', C, K, K]` to an input of `size` `[H, W]`, or `None` where burn's own ops should run.
 /// Rows and columns the stride skipped get zero. With `leaky` = (the LeakyReLU's outputs
 /// `[N, C', H', W']`, its slope), `grad` is the cotangent of those outputs and goes through
-/// the activation's derivative first. The result is stored in the `output` layout.
+/// the activation's derivative first. The result is stored in the `output` layout (on the
+/// tape: burn's order).
 pub fn conv2d_input_grad(
     grad: &Tensor<4>,
     weight: &Tensor<4>,
@@ -90,6 +76,10 @@ pub fn conv2d_input_grad(
     leaky: Option<(&Tensor<4>, f64)>,
     output: Layout,
 ) -> Option<Tensor<4>> {
+    #[cfg(feature = "autodiff")]
+    if let Some(input_grad) = tracked::conv_transpose2d(grad, weight, stride, padding, size, leaky) {
+        return Some(input_grad);
+    }
     let [batch, out_channels, grad_h, grad_w] = grad.dims();
     let [_, in_channels, kernel, _] = weight.dims();
     let [height, width] = size;
@@ -460,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn leaves_narrow_layers_and_autodiff_to_burn() {
+    fn leaves_narrow_layers_to_burn_and_joins_the_tape() {
         let device = Device::flex();
         let wide = Tensor::<4>::zeros([1, 16, 8, 8], &device);
         let head = Tensor::<4>::zeros([1, 16, 4, 4], &device);
@@ -475,7 +465,10 @@ mod tests {
         let ad = device.clone().autodiff();
         let tracked = Tensor::<4>::zeros([1, 16, 8, 8], &ad);
         let weight = Tensor::<4>::zeros([16, 16, 3, 3], &ad);
-        assert!(conv2d(&tracked, &weight, None, 1, 1, None, Layout::Nchw).is_none(), "autodiff tensors need burn's op for their tape");
+        let on_tape = conv2d(&tracked, &weight, None, 1, 1, None, Layout::Nchw).expect("a tape operation");
+        assert!(on_tape.device().is_autodiff(), "the result stays on the tape");
+        let burns = tracked::with_burn_ops(|| conv2d(&tracked, &weight, None, 1, 1, None, Layout::Nchw));
+        assert!(burns.is_none(), "inside with_burn_ops the tape takes burn's op");
         let square = Tensor::<4>::ones([1, 16, 8, 8], &device);
         let kernel = Tensor::<4>::ones([16, 16, 3, 3], &device);
         let sum: f32 = conv2d(&square, &kernel, None, 1, 1, None, Layout::Nhwc).expect("applies").slice([0..1, 0..1, 3..4, 3..4]).into_scalar();

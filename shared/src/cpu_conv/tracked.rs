@@ -16,7 +16,7 @@ use std::cell::Cell;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::{Autodiff, Flex, TensorMetadata};
@@ -78,7 +78,7 @@ impl Saved {
 /// `conv2d(x, weight, bias)` on the tape, then a LeakyReLU of slope `leaky` (0: ReLU) where
 /// given: `x` `[N, C, H, W]`, `weight` `[C', C, K, K]`, `bias` `[C']`; `None` where burn's ops
 /// should run.
-pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>) -> Option<Tensor<4>> {
+pub(super) fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, stride: usize, padding: usize, leaky: Option<f64>) -> Option<Tensor<4>> {
     if !on_tracked_flex(x) {
         return None;
     }
@@ -94,17 +94,10 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, strid
     let out = flex(out)?;
     let [_, _, h, w] = x.dims();
     let saved = Saved { input, weight: weight_inner, geometry: Geometry { stride, padding, image: [h, w] }, leaky: leaky.map(|slope| (out.clone(), slope)) };
-    let out = match bias_ad {
-        Some(bias_ad) => match Conv.prepare::<NoCheckpointing>([x_ad.node(), weight_ad.node(), bias_ad.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(saved, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-        None => match Conv.prepare::<NoCheckpointing>([x_ad.node(), weight_ad.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(saved, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-    };
-    Some(Tensor::from_primitive::<Tracked>(out))
+    Some(match bias_ad {
+        Some(bias_ad) => record(Conv, [x_ad.node(), weight_ad.node(), bias_ad.node()], saved, out),
+        None => record(Conv, [x_ad.node(), weight_ad.node()], saved, out),
+    })
 }
 
 /// The transposed convolution that is [`conv2d`]'s input gradient, on the tape: `grad`
@@ -113,7 +106,7 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, strid
 /// With `leaky` = (a LeakyReLU's outputs `[N, C', H', W']`, its slope), `grad` is first
 /// multiplied by that activation's derivative, which is piecewise constant: the outputs get no
 /// gradient through it. `None` where burn's ops should run.
-pub fn conv_transpose2d(grad: &Tensor<4>, weight: &Tensor<4>, stride: usize, padding: usize, size: [usize; 2], leaky: Option<(&Tensor<4>, f64)>) -> Option<Tensor<4>> {
+pub(super) fn conv_transpose2d(grad: &Tensor<4>, weight: &Tensor<4>, stride: usize, padding: usize, size: [usize; 2], leaky: Option<(&Tensor<4>, f64)>) -> Option<Tensor<4>> {
     if !on_tracked_flex(grad) {
         return None;
     }
@@ -128,11 +121,17 @@ pub fn conv_transpose2d(grad: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad
     let outputs = saved.outputs();
     let out = super::conv2d_input_grad(&plain(saved.input.clone()), &plain(saved.weight.clone()), stride, padding, size, outputs.as_ref().map(|(o, slope)| (o, *slope)), Layout::Nchw)?;
     let out = flex(out)?;
-    let out = match Transposed.prepare::<NoCheckpointing>([grad_ad.node(), weight_ad.node()]).compute_bound().stateful() {
+    Some(record(Transposed, [grad_ad.node(), weight_ad.node()], saved, out))
+}
+
+/// `out`, computed from `inputs`, as the output of `operation` on the tape (keeping `saved` for
+/// its backward pass where any input is tracked).
+fn record<const N: usize>(operation: impl Backward<Flex, N, State = Saved>, inputs: [NodeGuard; N], saved: Saved, out: FlexTensor) -> Tensor<4> {
+    let out = match operation.prepare::<NoCheckpointing>(inputs).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(saved, out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    Some(Tensor::from_primitive::<Tracked>(out))
+    Tensor::from_primitive::<Tracked>(out)
 }
 
 thread_local! {
