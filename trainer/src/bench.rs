@@ -153,18 +153,21 @@ pub struct BenchReport {
     pub setting: String,
     /// Median seconds per K-step Langevin batch, explicit gradient (no tape).
     pub explicit_batch_s: f64,
-    /// Median seconds per K-step batch with an autodiff tape per step (the naive reference).
-    pub autodiff_batch_s: f64,
+    /// Median seconds per K-step batch with an autodiff tape per step (the naive reference;
+    /// `None` when skipped).
+    pub autodiff_batch_s: Option<f64>,
     /// Median seconds per training iteration.
     pub train_iteration_s: f64,
-    /// The same with the parameter gradients from burn's autodiff (reference, same process).
-    pub tape_train_iteration_s: f64,
+    /// The same with the parameter gradients from burn's autodiff (reference, same process;
+    /// `None` when skipped).
+    pub tape_train_iteration_s: Option<f64>,
     /// Arithmetic of one batch (forward + input-gradient), in FLOP.
     pub batch_flop: f64,
     /// Langevin steps.
     pub steps: usize,
     /// Peak memory bytes of the explicit-gradient chain, of the taped chain and of a training
-    /// iteration, above what was in use before (`None` without the counting allocator).
+    /// iteration, above what was in use before (`None` without the counting allocator, and for
+    /// a skipped taped chain).
     pub peak_bytes: [Option<u64>; 3],
     /// What was timed.
     pub reference: ReferenceSpec,
@@ -183,14 +186,16 @@ impl fmt::Display for BenchReport {
             tflops(self.explicit_batch_s),
             mib(explicit_peak)
         )?;
-        writeln!(
-            f,
-            "  Langevin batch, autodiff tape     : {:9.1} ms  ({:8.1} steps/s)   reference, same process; peak memory {}",
-            self.autodiff_batch_s * 1e3,
-            self.steps as f64 / self.autodiff_batch_s,
-            mib(taped_peak)
-        )?;
-        writeln!(f, "  ratio explicit / autodiff         : {:9.3}", self.explicit_batch_s / self.autodiff_batch_s)?;
+        if let Some(autodiff_batch_s) = self.autodiff_batch_s {
+            writeln!(
+                f,
+                "  Langevin batch, autodiff tape     : {:9.1} ms  ({:8.1} steps/s)   reference, same process; peak memory {}",
+                autodiff_batch_s * 1e3,
+                self.steps as f64 / autodiff_batch_s,
+                mib(taped_peak)
+            )?;
+            writeln!(f, "  ratio explicit / autodiff         : {:9.3}", self.explicit_batch_s / autodiff_batch_s)?;
+        }
         write!(
             f,
             "  training iteration                : {:9.1} ms  ({:.2} it/s)  peak memory {}",
@@ -198,13 +203,16 @@ impl fmt::Display for BenchReport {
             1.0 / self.train_iteration_s,
             mib(train_peak)
         )?;
-        write!(
-            f,
-            "\n  training iteration, autodiff tape : {:9.1} ms  ({:.2} it/s)   reference, same process; ratio {:.3}",
-            self.tape_train_iteration_s * 1e3,
-            1.0 / self.tape_train_iteration_s,
-            self.train_iteration_s / self.tape_train_iteration_s
-        )
+        match self.tape_train_iteration_s {
+            Some(tape_s) => write!(
+                f,
+                "\n  training iteration, autodiff tape : {:9.1} ms  ({:.2} it/s)   reference, same process; ratio {:.3}",
+                tape_s * 1e3,
+                1.0 / tape_s,
+                self.train_iteration_s / tape_s
+            ),
+            None => write!(f, "\n  autodiff-tape references skipped (--no-tape)"),
+        }
     }
 }
 
@@ -287,31 +295,46 @@ fn taped_chain_s(device: &Device, stack: &Stack, shape: [usize; 4], config: &Lan
     }))
 }
 
-/// Explicit-gradient and taped chain timings of `spec` with their peak memory.
+/// Explicit-gradient and taped chain timings of `spec` with their peak memory (the taped ones
+/// `None` when skipped).
 struct ChainTimes {
     explicit_s: f64,
-    autodiff_s: f64,
+    autodiff_s: Option<f64>,
     explicit_peak: Option<u64>,
     autodiff_peak: Option<u64>,
 }
 
-fn chain_times(device: &Device, spec: &StackSpec, polarity: Polarity, batch: usize, config: &LangevinConfig, repeats: usize) -> anyhow::Result<ChainTimes> {
+fn chain_times(device: &Device, spec: &StackSpec, polarity: Polarity, batch: usize, config: &LangevinConfig, timing: Timing) -> anyhow::Result<ChainTimes> {
+    let repeats = timing.repeats;
     let stack = spec.init(device)?;
     let [c, h, w] = spec.input;
     let shape = [batch, c, h, w];
     let (explicit_s, explicit_peak) = timed(device, repeats, || explicit_chain_s(device, &stack, polarity, shape, config))?;
+    if !timing.tape {
+        return Ok(ChainTimes { explicit_s, autodiff_s: None, explicit_peak, autodiff_peak: None });
+    }
     let ad_stack = spec.init(&device.clone().autodiff())?.no_grad();
     let (autodiff_s, autodiff_peak) = timed(device, repeats, || taped_chain_s(device, &ad_stack, shape, config))?;
-    Ok(ChainTimes { explicit_s, autodiff_s, explicit_peak, autodiff_peak })
+    Ok(ChainTimes { explicit_s, autodiff_s: Some(autodiff_s), explicit_peak, autodiff_peak })
 }
 
-/// Runs the short-run benchmark: `repeats` timed runs of each part after one warm-up.
-pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size: usize, repeats: usize) -> anyhow::Result<BenchReport> {
+/// How the benchmarks time their work.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Timed runs of each part after one warm-up (the median is reported).
+    pub repeats: usize,
+    /// Also time the autodiff-tape references (burn's naive loop in the same process). Worth
+    /// skipping beside PyTorch on a GPU, where the taped chains cost most of the run.
+    pub tape: bool,
+}
+
+/// Runs the short-run benchmark.
+pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size: usize, timing: Timing) -> anyhow::Result<BenchReport> {
     check_sizes(batch, steps)?;
     let net = ShortRunConfig::new().with_n_f(n_f).with_image_size(image_size);
     let spec = net.stack_spec()?;
     let langevin_config = LangevinConfig::short_run(steps);
-    let chains = chain_times(device, &spec, Polarity::NegativeEnergy, batch, &langevin_config, repeats)?;
+    let chains = chain_times(device, &spec, Polarity::NegativeEnergy, batch, &langevin_config, timing)?;
     let mut config = TrainConfig::paper(net.clone().with_channels(3), data_spec(3, image_size), DataSource::new("random tensors"));
     config.batch_size = batch;
     config.langevin = langevin_config;
@@ -321,7 +344,7 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
     let iteration = |explicit_gradients: bool| -> anyhow::Result<(f64, Option<u64>)> {
         let mut trainer = Trainer::new(config.clone(), data.clone(), device)?;
         trainer.explicit_gradients = explicit_gradients;
-        timed(device, repeats, || {
+        timed(device, timing.repeats, || {
             seconds(device, || {
                 // The taped reference as burn runs it (the tape-free one has no tape to join).
                 with_burn_ops(|| trainer.step())?;
@@ -330,7 +353,7 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
         })
     };
     let (train_iteration_s, train_peak) = iteration(true)?;
-    let (tape_train_iteration_s, _) = iteration(false)?;
+    let tape_train_iteration_s = if timing.tape { Some(iteration(false)?.0) } else { None };
     Ok(BenchReport {
         setting: format!("short-run net n_f {n_f}, batch {batch}, K {steps}, {image_size}×{image_size}×3"),
         explicit_batch_s: chains.explicit_s,
@@ -351,8 +374,8 @@ pub struct GridTiming {
     pub side: usize,
     /// Median seconds of the grid's chain, explicit gradient.
     pub explicit_s: f64,
-    /// The same with an autodiff tape per step (reference, same process).
-    pub autodiff_s: f64,
+    /// The same with an autodiff tape per step (reference, same process; `None` when skipped).
+    pub autodiff_s: Option<f64>,
     /// Arithmetic of the chain (forward + input-gradient), in FLOP.
     pub flop: f64,
     /// Peak memory bytes of the explicit chain.
@@ -377,16 +400,18 @@ impl fmt::Display for CascadeReport {
         writeln!(f, "{}", self.setting)?;
         for grid in &self.grids {
             let rate = |s: f64| self.steps as f64 / s;
+            let tape = grid
+                .autodiff_s
+                .map(|tape_s| format!(" | autodiff tape {:8.1} steps/s | ratio explicit/tape time {:.3}", rate(tape_s), grid.explicit_s / tape_s))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "  grid {:>2}×{:<2}: {:9.1} ms  {:8.1} steps/s ({:.3} TFLOP/s) | autodiff tape {:8.1} steps/s | ratio explicit/tape time {:.3} | peak memory {}",
+                "  grid {:>2}×{:<2}: {:9.1} ms  {:8.1} steps/s ({:.3} TFLOP/s){tape} | peak memory {}",
                 grid.side,
                 grid.side,
                 grid.explicit_s * 1e3,
                 rate(grid.explicit_s),
                 grid.flop / grid.explicit_s / 1e12,
-                rate(grid.autodiff_s),
-                grid.explicit_s / grid.autodiff_s,
                 mib(grid.peak_bytes)
             )?;
         }
@@ -403,7 +428,7 @@ impl CascadeReport {
 
 /// Times every grid's chain of the multigrid cascade (the MatConvNet nets at 1/`width_divisor`
 /// of their widths, 3 channels).
-pub fn cascade(device: &Device, width_divisor: usize, batch: usize, steps: usize, repeats: usize) -> anyhow::Result<CascadeReport> {
+pub fn cascade(device: &Device, width_divisor: usize, batch: usize, steps: usize, timing: Timing) -> anyhow::Result<CascadeReport> {
     check_sizes(batch, steps)?;
     let config = MultigridConfig::new().with_width_divisor(width_divisor);
     let langevin_config = LangevinConfig::delta(steps, 0.3, 50.0);
@@ -415,7 +440,7 @@ pub fn cascade(device: &Device, width_divisor: usize, batch: usize, steps: usize
             polarity = p;
         }
         let side = named.spec.input[1];
-        let chains = chain_times(device, &named.spec, polarity, batch, &langevin_config, repeats)?;
+        let chains = chain_times(device, &named.spec, polarity, batch, &langevin_config, timing)?;
         let flop = batch_flop(&named.spec, batch)? * steps as f64;
         grids.push(GridTiming { side, explicit_s: chains.explicit_s, autodiff_s: chains.autodiff_s, flop, peak_bytes: chains.explicit_peak });
         specs.push(named.spec);

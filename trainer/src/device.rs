@@ -34,16 +34,25 @@ pub fn select(choice: DeviceChoice) -> anyhow::Result<Selected> {
     match choice {
         DeviceChoice::Flex => Ok(flex("")),
         DeviceChoice::Wgpu => match Device::wgpu_options().init() {
-            Ok(device) => Ok(Selected { device, description: "GPU through wgpu (any adapter, software ones included)".into() }),
+            Ok(device) => Ok(Selected { description: describe_wgpu(&device, "any adapter, software ones included"), device }),
             Err(error) => anyhow::bail!("--device wgpu: no usable wgpu adapter ({error}); use --device flex for the CPU"),
         },
         DeviceChoice::Auto => {
             for kind in HARDWARE_KINDS {
                 if let Ok(device) = Device::wgpu_options().device_kind(kind.clone()).init() {
-                    return Ok(Selected { device, description: format!("GPU through wgpu ({kind:?}, --device auto)") });
+                    return Ok(Selected { description: describe_wgpu(&device, &format!("{kind:?}, --device auto")), device });
                 }
             }
             Ok(flex(": --device auto found no hardware GPU adapter"))
         }
     }
+}
+
+/// "GPU through wgpu (…)": the adapter, how `how` picked it, and what this build runs on it —
+/// which decides the speed: the shader compiler and whether convolutions are autotuned.
+fn describe_wgpu(device: &Device, how: &str) -> String {
+    let adapter = device.identity().map_or_else(|| "unnamed adapter".to_string(), |identity| identity.name);
+    let shaders = if cfg!(feature = "wgpu-spirv") { "SPIR-V shaders on Vulkan (wgpu-spirv)" } else { "WGSL shaders" };
+    let convolutions = if cfg!(feature = "wgpu-tuned") { "autotuned convolutions (wgpu-tuned)" } else { "direct convolutions" };
+    format!("GPU through wgpu ({adapter}; {how}; {shaders}, {convolutions})")
 }

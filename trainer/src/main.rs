@@ -324,6 +324,10 @@ struct BenchArgs {
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Skip the autodiff-tape reference runs of the short-run and multigrid benchmarks (burn's
+    /// naive loop; beside PyTorch on a GPU they take most of the time).
+    #[arg(long)]
+    no_tape: bool,
     /// Time the multigrid cascade per grid instead (--batch images, --steps per grid).
     #[arg(long, conflicts_with_all = ["meg", "sweep"])]
     multigrid: bool,
@@ -759,8 +763,9 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    use trainer::bench::{self, ReferenceSpec, TorchTimes};
+    use trainer::bench::{self, ReferenceSpec, Timing, TorchTimes};
     let device = select_device(&args.device)?;
+    let timing = Timing { repeats: args.repeats, tape: !args.no_tape };
     if args.sweep {
         println!("{}", bench::sweep(&device, args.n_f, args.batch, args.image_size, args.steps, args.repeats)?);
         return Ok(());
@@ -781,7 +786,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     if args.multigrid {
-        let report = bench::cascade(&device, args.width_divisor, args.batch, args.steps, args.repeats)?;
+        let report = bench::cascade(&device, args.width_divisor, args.batch, args.steps, timing)?;
         println!("{report}");
         if let Some(times) = reference(&report.reference)? {
             let theirs = times.grids_s.unwrap_or_default();
@@ -804,7 +809,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let report = bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, args.repeats)?;
+    let report = bench::bench(&device, args.n_f, args.batch, args.steps, args.image_size, timing)?;
     println!("{report}");
     if let Some(times) = reference(&report.reference)? {
         ratio("Langevin batch", report.explicit_batch_s, times.langevin_s);

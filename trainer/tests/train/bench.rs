@@ -104,12 +104,27 @@ fn bench_sweep_meg_and_cascade_print_their_numbers() {
     let iteration = numbers_after(&text, "MEG iteration");
     assert!(iteration.len() == 1 && iteration[0] > 0.0, "{text}");
 
+    let untaped = trainer(&["bench", "--device", "flex", "--n-f", "4", "--batch", "2", "--steps", "1", "--repeats", "1", "--no-tape"]);
+    let text = stdout(&untaped);
+    assert!(untaped.status.success(), "{}", stderr(&untaped));
+    // The explicit chain and the training iteration, no taped runs.
+    assert_eq!(numbers_after(&text, "peak memory").len(), 2, "{text}");
+    assert!(!text.contains("autodiff tape") && text.contains("skipped (--no-tape)"), "{text}");
+
     let dir = scratch("bench-cascade");
     let spec = dir.join("cascade.json");
     let cascade = trainer(&["bench", "--device", "flex", "--multigrid", "--width-divisor", "16", "--batch", "1", "--steps", "1", "--repeats", "1", "--reference-spec", spec.to_str().expect("utf-8")]);
     let text = stdout(&cascade);
     assert!(cascade.status.success(), "{}", stderr(&cascade));
-    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("grid")).count(), 3, "{text}");
+    let grid_lines = |text: &str| text.lines().filter(|l| l.trim_start().starts_with("grid")).map(str::to_owned).collect::<Vec<_>>();
+    let grids = grid_lines(&text);
+    assert!(grids.len() == 3 && grids.iter().all(|l| l.contains("autodiff tape")), "{text}");
+    // --no-tape: the same grids without the taped reference.
+    let untaped = trainer(&["bench", "--device", "flex", "--multigrid", "--width-divisor", "16", "--batch", "1", "--steps", "1", "--repeats", "1", "--no-tape"]);
+    let text = stdout(&untaped);
+    assert!(untaped.status.success(), "{}", stderr(&untaped));
+    let grids = grid_lines(&text);
+    assert!(grids.len() == 3 && grids.iter().all(|l| l.contains("steps/s") && !l.contains("tape")), "{text}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).expect("spec written")).expect("JSON");
     let sides: Vec<u64> = json["grids"].as_array().expect("grids").iter().map(|g| g["input"][1].as_u64().expect("side")).collect();
     assert_eq!(sides, [4, 16, 64]);
@@ -173,11 +188,14 @@ fn burn_features(krate: &str, package: &str, target: Option<&str>, package_featu
 /// that way once (one core of two, scalar element-wise code: 1.4–2× slower), and so were
 /// burn-wgpu's autotune (every convolution fell back to the naive direct kernel). The native
 /// trainer must build flex with both, the browser runtime with SIMD (its wasm has no threads),
-/// and the trainer's `wgpu-tuned` feature must reach burn-wgpu's autotune.
+/// and the trainer's `wgpu-tuned` and `wgpu-spirv` features must reach burn-wgpu's autotune and
+/// its SPIR-V compiler.
 #[test]
 fn backends_are_built_with_their_fast_paths() {
     let wgpu = burn_features("burn-wgpu", "trainer", None, &["wgpu-tuned"]);
     assert!(wgpu.iter().any(|f| f == "autotune"), "trainer's burn-wgpu features with wgpu-tuned: {wgpu:?}");
+    let spirv = burn_features("burn-wgpu", "trainer", None, &["wgpu-spirv"]);
+    assert!(spirv.iter().any(|f| f == "vulkan"), "trainer's burn-wgpu features with wgpu-spirv: {spirv:?}");
     let native = burn_features("burn-flex", "trainer", None, &[]);
     assert!(native.iter().any(|f| f == "rayon") && native.iter().any(|f| f == "simd"), "trainer's flex features: {native:?}");
     let wasm = burn_features("burn-flex", "runtime-wasm", Some("wasm32-unknown-unknown"), &[]);
