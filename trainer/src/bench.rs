@@ -163,6 +163,8 @@ pub struct BenchReport {
     pub tape_train_iteration_s: Option<f64>,
     /// Arithmetic of one batch (forward + input-gradient), in FLOP.
     pub batch_flop: f64,
+    /// Arithmetic of one training iteration (its chain and its update), in FLOP.
+    pub train_flop: f64,
     /// Langevin steps.
     pub steps: usize,
     /// Peak memory bytes of the explicit-gradient chain, of the taped chain and of a training
@@ -198,9 +200,10 @@ impl fmt::Display for BenchReport {
         }
         write!(
             f,
-            "  training iteration                : {:9.1} ms  ({:.2} it/s)  peak memory {}",
+            "  training iteration                : {:9.1} ms  ({:.2} it/s, {:.3} TFLOP/s)  peak memory {}",
             self.train_iteration_s * 1e3,
             1.0 / self.train_iteration_s,
+            self.train_flop / self.train_iteration_s / 1e12,
             mib(train_peak)
         )?;
         match self.tape_train_iteration_s {
@@ -216,20 +219,33 @@ impl fmt::Display for BenchReport {
     }
 }
 
-/// FLOP of one forward pass plus one input-gradient pass of `spec` for a batch of `batch`.
-pub fn batch_flop(spec: &StackSpec, batch: usize) -> anyhow::Result<f64> {
+/// Multiply-adds of each layer of `spec` for one image, input layer first.
+fn layer_macs(spec: &StackSpec) -> anyhow::Result<Vec<f64>> {
     let shapes = spec.shapes()?;
-    let mut input = spec.input;
-    let mut flop = 0.0;
-    for (layer, out) in spec.layers.iter().zip(&shapes) {
-        let macs = match layer.op {
+    let inputs = std::iter::once(&spec.input).chain(&shapes);
+    Ok(spec
+        .layers
+        .iter()
+        .zip(inputs.zip(&shapes))
+        .map(|(layer, (input, out))| match layer.op {
             OpSpec::Conv { kernel, .. } | OpSpec::ConvTranspose { kernel, .. } => (out[0] * input[0] * kernel * kernel * out[1] * out[2]) as f64,
             OpSpec::Dense { out_features, .. } => (out_features * input.iter().product::<usize>()) as f64,
-        };
-        flop += 2.0 * 2.0 * macs * batch as f64;
-        input = *out;
-    }
-    Ok(flop)
+        })
+        .collect())
+}
+
+/// FLOP of one forward pass plus one input-gradient pass of `spec` for a batch of `batch`.
+pub fn batch_flop(spec: &StackSpec, batch: usize) -> anyhow::Result<f64> {
+    Ok(2.0 * 2.0 * layer_macs(spec)?.iter().sum::<f64>() * batch as f64)
+}
+
+/// FLOP of a short-run training iteration beyond its chain: the forward pass over `images`
+/// (data and samples) and the backward pass to the parameters — weight gradients everywhere,
+/// input gradients below every layer but the first.
+pub fn update_flop(spec: &StackSpec, images: usize) -> anyhow::Result<f64> {
+    let macs = layer_macs(spec)?;
+    let first = macs.first().copied().unwrap_or(0.0);
+    Ok(2.0 * (3.0 * macs.iter().sum::<f64>() - first) * images as f64)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -361,6 +377,8 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
         train_iteration_s,
         tape_train_iteration_s,
         batch_flop: batch_flop(&spec, batch)? * steps as f64,
+        // The update runs on the batch's data and its samples.
+        train_flop: batch_flop(&spec, batch)? * steps as f64 + update_flop(&spec, 2 * batch)?,
         steps,
         peak_bytes: [chains.explicit_peak, chains.autodiff_peak, train_peak],
         reference,

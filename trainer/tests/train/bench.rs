@@ -67,6 +67,25 @@ fn bench_reports_times_peak_memory_and_the_ratio_to_the_reference() {
     assert!((ratios[0] - explicit_ms / 500.0).abs() < 0.01, "{text}");
     assert!((ratios[1] - iteration_ms / 2000.0).abs() < 0.01, "{text}");
     assert!(text.contains("reference: stand-in"), "{text}");
+    // Achieved arithmetic: the n_f 16 net at 32 × 32 multiplies-adds per image, layer by layer,
+    // 16·3·9·32², 32·16·16·16², 64·32·16·8², 128·64·16·4² and 128·16 (the energy head).
+    let macs = [16.0 * 3.0 * 9.0 * 1024.0, 32.0 * 16.0 * 16.0 * 256.0, 64.0 * 32.0 * 16.0 * 64.0, 128.0 * 64.0 * 16.0 * 16.0, 128.0 * 16.0];
+    let per_image: f64 = macs.iter().sum();
+    // Four steps of forward + input gradient for 8 images; the update's forward, weight and
+    // input gradients (none below the first layer) on 8 data + 8 samples.
+    let chain_flop = 4.0 * 2.0 * 2.0 * per_image * 8.0;
+    let update_flop = 2.0 * (3.0 * per_image - macs[0]) * 16.0;
+    let tflops = |label: &str| -> f64 {
+        let line = text.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no {label:?} line: {text}"));
+        let (before, _) = line.split_once(" TFLOP/s").unwrap_or_else(|| panic!("no TFLOP/s on {line:?}"));
+        before.rsplit([' ', '(']).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number before TFLOP/s on {line:?}"))
+    };
+    let close = |printed: f64, expected: f64| (printed - expected).abs() <= 0.03 * expected + 0.0006;
+    let chain_tflops = chain_flop / (explicit_ms * 1e-3) / 1e12;
+    assert!(close(tflops("explicit gradient"), chain_tflops), "chain {chain_tflops:.4} TFLOP/s expected: {text}");
+    let train_tflops = (chain_flop + update_flop) / (iteration_ms * 1e-3) / 1e12;
+    assert!(close(tflops("training iteration "), train_tflops), "training {train_tflops:.4} TFLOP/s expected: {text}");
+
     // The tape-free iteration against the tape in the same process, with their ratio.
     let tape_ms = numbers_after(&text, "training iteration, autodiff tape")[0];
     let tape_ratio = numbers_after(&text, "same process; ratio")[0];
