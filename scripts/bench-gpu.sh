@@ -47,11 +47,11 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 "$python" -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
 
-# `bench LIMIT NAME TRAINER ARGS...`: one `trainer bench --device wgpu` run of at most LIMIT
-# seconds, cut to what is left of the budget; skipped when less than a minute is left.
+# `bench NAME TRAINER ARGS...`: one `trainer bench --device wgpu` run of at most 150 seconds,
+# cut to what is left of the budget; skipped when less than a minute is left.
 bench() {
-  local limit=$1 name=$2 trainer=$3
-  shift 3
+  local name=$1 trainer=$2 limit=150
+  shift 2
   local left=$((budget - SECONDS))
   if [ "$left" -lt 60 ]; then
     echo "== $name: skipped ($left s of the budget left): trainer bench $*"
@@ -71,21 +71,21 @@ check=$("${paths[0]}" bench --device wgpu --n-f 8 --batch 2 --steps 1 --repeats 
 echo "$check" | grep '^device:'
 case $check in *llvmpipe* | *SwiftShader*) echo "wgpu picked a software adapter: stopping" >&2 && exit 1 ;; esac
 for i in "${!names[@]}"; do
-  bench 150 "short-run n_f 64, ${names[$i]}" "${paths[$i]}" --n-f 64 --batch 64 --steps 100 --repeats 3 --no-tape --torch "$python"
+  bench "short-run n_f 64, ${names[$i]}" "${paths[$i]}" --n-f 64 --batch 64 --steps 100 --repeats 3 --no-tape --torch "$python"
 done
 first=${paths[0]}
-bench 150 "multigrid, ${names[0]}" "$first" --multigrid --batch 16 --steps 30 --repeats 3 --no-tape --torch "$python"
-bench 150 "MEG CIFAR, ${names[0]}" "$first" --meg cifar --batch 64 --repeats 3 --torch "$python"
+bench "multigrid, ${names[0]}" "$first" --multigrid --batch 16 --steps 30 --repeats 3 --no-tape --torch "$python"
+bench "MEG CIFAR, ${names[0]}" "$first" --meg cifar --batch 64 --repeats 3 --torch "$python"
 for n_f in 32 128; do
   for i in "${!names[@]}"; do
-    bench 150 "short-run n_f $n_f, ${names[$i]}" "${paths[$i]}" --n-f "$n_f" --batch 64 --steps 100 --repeats 3 --no-tape --torch "$python"
+    bench "short-run n_f $n_f, ${names[$i]}" "${paths[$i]}" --n-f "$n_f" --batch 64 --steps 100 --repeats 3 --no-tape --torch "$python"
   done
 done
 for i in "${!names[@]}"; do
   [ "$i" -eq 0 ] && continue
-  bench 150 "multigrid, ${names[$i]}" "${paths[$i]}" --multigrid --batch 16 --steps 30 --repeats 3 --no-tape --torch "$python"
-  bench 150 "MEG CIFAR, ${names[$i]}" "${paths[$i]}" --meg cifar --batch 64 --repeats 3 --torch "$python"
+  bench "multigrid, ${names[$i]}" "${paths[$i]}" --multigrid --batch 16 --steps 30 --repeats 3 --no-tape --torch "$python"
+  bench "MEG CIFAR, ${names[$i]}" "${paths[$i]}" --meg cifar --batch 64 --repeats 3 --torch "$python"
 done
-bench 150 "sweep, ${names[0]}" "$first" --sweep --n-f 64 --batch 64 --image-size 32 --steps 20 --repeats 2
-bench 150 "short-run n_f 64 with the tape reference, ${names[0]}" "$first" --n-f 64 --batch 64 --steps 100 --repeats 1
+bench "sweep, ${names[0]}" "$first" --sweep --n-f 64 --batch 64 --image-size 32 --steps 20 --repeats 2
+bench "short-run n_f 64 with the tape reference, ${names[0]}" "$first" --n-f 64 --batch 64 --steps 100 --repeats 1
 echo "== done in $SECONDS s"

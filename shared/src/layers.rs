@@ -290,9 +290,9 @@ impl StackSpec {
                     if output_padding >= stride {
                         return Err(ArchError::Invalid { layer: index, reason: "output padding must be smaller than the stride".into() });
                     }
-                    let side = |n: usize| ((n - 1) * stride + kernel + output_padding).checked_sub(2 * padding);
+                    let side = |n: usize| transposed_output_side(n, kernel, stride, padding, output_padding);
                     match (side(h), side(w)) {
-                        (Some(oh), Some(ow)) if oh > 0 && ow > 0 => {
+                        (Some(oh), Some(ow)) => {
                             check("output height", oh, MAX_WIDTH)?;
                             check("output width", ow, MAX_WIDTH)?;
                             parameters = parameters.saturating_add(out_channels * c * kernel * kernel + out_channels);
@@ -567,9 +567,12 @@ impl Block {
                 let bias = conv.bias.as_ref().map(Param::val);
                 let [_, _, h, w] = x.dims();
                 let [_, out_channels, k, _] = weight.dims();
-                let side = |input: usize| (input.saturating_sub(1) * conv.stride + k + conv.output_padding).saturating_sub(2 * conv.padding);
-                let size = [side(h), side(w)];
-                match (cpu_conv::conv2d_input_grad(&x, &weight, conv.stride, conv.padding, size, None, Layout::Nchw), bias) {
+                let side = |input: usize| transposed_output_side(input, k, conv.stride, conv.padding, conv.output_padding);
+                let ours = match (side(h), side(w)) {
+                    (Some(oh), Some(ow)) => cpu_conv::conv2d_input_grad(&x, &weight, conv.stride, conv.padding, [oh, ow], None, Layout::Nchw),
+                    _ => None,
+                };
+                match (ours, bias) {
                     (Some(y), Some(bias)) => y + bias.reshape([1, out_channels, 1, 1]),
                     (Some(y), None) => y,
                     (None, bias) => conv_transpose2d(
@@ -760,6 +763,12 @@ impl Block {
             }
         }
     }
+}
+
+/// Output side of a transposed convolution on an input side of `input`; `None` where padding
+/// removes the whole output.
+fn transposed_output_side(input: usize, kernel: usize, stride: usize, padding: usize, output_padding: usize) -> Option<usize> {
+    (input.checked_sub(1)? * stride + kernel + output_padding).checked_sub(2 * padding).filter(|&side| side > 0)
 }
 
 /// `conv2d(x, weight, bias)` with stride and padding on both axes, in burn's order: the CPU

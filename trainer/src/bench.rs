@@ -370,15 +370,16 @@ pub fn bench(device: &Device, n_f: usize, batch: usize, steps: usize, image_size
     };
     let (train_iteration_s, train_peak) = iteration(true)?;
     let tape_train_iteration_s = if timing.tape { Some(iteration(false)?.0) } else { None };
+    let chain_flop = batch_flop(&spec, batch)? * steps as f64;
     Ok(BenchReport {
         setting: format!("short-run net n_f {n_f}, batch {batch}, K {steps}, {image_size}×{image_size}×3"),
         explicit_batch_s: chains.explicit_s,
         autodiff_batch_s: chains.autodiff_s,
         train_iteration_s,
         tape_train_iteration_s,
-        batch_flop: batch_flop(&spec, batch)? * steps as f64,
+        batch_flop: chain_flop,
         // The update runs on the batch's data and its samples.
-        train_flop: batch_flop(&spec, batch)? * steps as f64 + update_flop(&spec, 2 * batch)?,
+        train_flop: chain_flop + update_flop(&spec, 2 * batch)?,
         steps,
         peak_bytes: [chains.explicit_peak, chains.autodiff_peak, train_peak],
         reference,
