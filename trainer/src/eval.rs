@@ -72,6 +72,8 @@ pub fn reference_features(
             return Ok((features.values.clone(), file));
         }
         eprintln!("{}: stale or foreign feature cache, recomputing", file.display());
+    } else if let Some(features) = larger_cached(reference, cache) {
+        return Ok((features, file));
     }
     let images = open_images(&reference.path, &reference.options)
         .with_context(|| format!("cannot read reference images from {}", reference.path.display()))?;
@@ -85,6 +87,34 @@ pub fn reference_features(
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
     atomic_write(&file, &out.to_bytes())?;
     Ok((features, file))
+}
+
+/// The first `limit` features of a cached larger set of the same reference (same images in the
+/// same order: a limit takes the first images), when one is cached.
+fn larger_cached(reference: &Reference, cache: &Path) -> Option<Vec<f32>> {
+    let wanted = reference.options.limit?;
+    let entries = std::fs::read_dir(cache).ok()?;
+    let mut candidates: Vec<(usize, PathBuf)> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?.to_string();
+            // The count is one of the name's dash-separated parts; the full name must match.
+            let count = name.split('-').filter_map(|part| part.parse::<usize>().ok()).filter(|&count| count > wanted).find(|&count| {
+                let larger = Reference { path: reference.path.clone(), options: LoadOptions { limit: Some(count), ..reference.options.clone() } };
+                larger.cache_file(cache) == path
+            })?;
+            Some((count, path))
+        })
+        .collect();
+    candidates.sort();
+    let (_, file) = candidates.into_iter().next()?;
+    let cached = TensorFile::read(&file).ok()?;
+    let features = cached.tensor(&file, "features").ok()?;
+    let usable = cached.metadata.get("inception_sha256").map(String::as_str) == Some(SOURCE_SHA256)
+        && features.shape.len() == 2
+        && features.shape[1] == FEATURES
+        && features.shape[0] >= wanted;
+    usable.then(|| features.values[..wanted * FEATURES].to_vec())
 }
 
 /// The images of `path` to score: one set, or, from a folder of differently sized images

@@ -61,6 +61,9 @@ enum Command {
     /// FID and KID (FID Inception features) of a model's samples or a folder of images against
     /// a data set; reference features are computed once and cached.
     Eval(eval_cli::EvalArgs),
+    /// How the MNIST classifier reads a model's samples: the share labelled with confidence
+    /// above 0.9 and the label histogram's entropy, beside real test digits.
+    EvalDigits(eval_cli::EvalDigitsArgs),
     /// Compute and cache a data set's FID Inception features (MNIST, Fashion-MNIST, textures,
     /// any folder) and print the FID between its two halves, the floor at that sample size.
     EvalReference(eval_cli::EvalReferenceArgs),
@@ -381,6 +384,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info(args),
         Command::Bench(args) => bench(args),
         Command::Eval(args) => eval_cli::run_eval(args),
+        Command::EvalDigits(args) => eval_cli::run_digits(args),
         Command::EvalReference(args) => eval_cli::run_reference(args),
         Command::Frame(command) => frame_cli::run(command),
         Command::Multigrid(command) => multigrid_cli::run(command),

@@ -7,11 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use trainer::classifier::{Classifier, DigitScores};
 use trainer::data::{ImageSet, LoadOptions, Split};
 use trainer::eval::{self, Reference};
 use trainer::imageio::{self, Layout};
 use trainer::inception::{self, FEATURES, Inception};
-use trainer::metrics::frechet_distance;
 use trainer::run::atomic_write;
 
 use super::{DeviceArgs, SamplerArgs, grid_columns, load_model, select_device};
@@ -63,9 +63,36 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct EvalDigitsArgs {
+    /// Model file whose samples are gray digits (short-run, multigrid or MEG trained on MNIST).
+    model: PathBuf,
+    /// The MNIST classifier (`trainer meg classifier`; default
+    /// ~/.cache/ebm/weights/mnist-classifier.ebm, which `scripts/train-zoo.sh` trains).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// MNIST IDX folder: its test split gives the classifier's accuracy and the real digits'
+    /// figures beside the samples'.
+    #[arg(long, default_value = "assets/mnist-mini")]
+    data: PathBuf,
+    /// Samples to judge (and real test digits beside them).
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// Also write the figures as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct EvalReferenceArgs {
     /// Data set: an MNIST/Fashion-MNIST IDX folder, CIFAR batches, or a folder of images.
     data: PathBuf,
+    /// Also write the floor (FID and KID between the two halves) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
     #[command(flatten)]
     reference_args: ReferenceArgs,
 }
@@ -201,6 +228,80 @@ fn starts_like_a_model(path: &Path) -> bool {
     std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok() && magic == modelfile::MAGIC
 }
 
+/// The default classifier file: `~/.cache/ebm/weights/mnist-classifier.ebm`.
+pub fn default_classifier() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ebm/weights/mnist-classifier.ebm")
+}
+
+/// Digits as the classifier takes them: `[N, 1, 28, 28]` in `[−1, 1]`. 32×32 images (MNIST
+/// padded by 2 pixels a side for the short-run nets) lose that padding again; other sizes are
+/// resized.
+fn classifier_input(set: ImageSet, device: &burn::prelude::Device) -> anyhow::Result<burn::prelude::Tensor<4>> {
+    if set.channels != 1 {
+        bail!("the samples have {} channels; digits are gray", set.channels);
+    }
+    let set = if set.height == 32 && set.width == 32 {
+        let mut pixels = Vec::with_capacity(set.count * 28 * 28);
+        for image in set.pixels.chunks_exact(32 * 32) {
+            for row in image.chunks_exact(32).skip(2).take(28) {
+                pixels.extend_from_slice(&row[2..30]);
+            }
+        }
+        ImageSet::new(pixels, set.count, 1, 28, 28, None)?
+    } else {
+        set.resize(28, 1)?
+    };
+    Ok(trainer::shortrun::images_tensor(&set, device))
+}
+
+/// `trainer eval-digits`: how the MNIST classifier reads a model's samples, beside real test
+/// digits and with the classifier's own test accuracy.
+pub fn run_digits(args: EvalDigitsArgs) -> anyhow::Result<()> {
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let device = select_device(&args.device)?;
+    let path = args.classifier.clone().unwrap_or_else(default_classifier);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read the classifier {} (train one with `trainer meg classifier --data MNIST --out FILE`)", path.display()))?;
+    let classifier = Classifier::from_bytes(&bytes, &device)?;
+    let test = trainer::data::open(&args.data, &LoadOptions { split: Split::Test, ..LoadOptions::default() })
+        .with_context(|| format!("cannot read MNIST's test split from {}", args.data.display()))?;
+    let labels = test.labels.clone().with_context(|| format!("{} has no labels", args.data.display()))?;
+    let real_count = args.count.min(test.count);
+    let test_images = classifier_input(test, &device)?;
+    let predicted = classifier.predict(test_images.clone())?;
+    let accuracy = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64;
+    let real = DigitScores::new(&classifier.probabilities(test_images.narrow(0, 0, real_count))?);
+    let model = load_model(&args.model, &device)?;
+    let started = Instant::now();
+    let samples = eval::model_images(&model, &device, args.count, &args.sampler.overrides(), args.sampler.seed)?;
+    eprintln!("{} samples from {} in {:.1} s", samples.count, args.model.display(), started.elapsed().as_secs_f64());
+    let scores = DigitScores::new(&classifier.probabilities(classifier_input(samples, &device)?)?);
+    println!("classifier: {:.2} % correct on {} MNIST test digits", 100.0 * accuracy, labels.len());
+    for (what, s) in [("samples", &scores), ("real test digits", &real)] {
+        println!(
+            "{what}: {:.1} % labelled with confidence > 0.9, mean confidence {:.3}, label entropy {:.3} nats (ln 10 = 2.303), histogram {:?} ({} images)",
+            100.0 * s.confident_share,
+            s.mean_confidence,
+            s.label_entropy,
+            s.histogram,
+            s.count
+        );
+    }
+    if let Some(json) = &args.json {
+        let record = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "classifier": path.display().to_string(),
+            "classifier_test_accuracy": accuracy,
+            "samples": scores,
+            "real": real,
+            "seed": args.sampler.seed,
+        });
+        atomic_write(json, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// `trainer eval-reference`.
 pub fn run_reference(args: EvalReferenceArgs) -> anyhow::Result<()> {
     let network = args.reference_args.network()?;
@@ -212,8 +313,19 @@ pub fn run_reference(args: EvalReferenceArgs) -> anyhow::Result<()> {
     // sample size is measured against.
     let half = count / 2 * FEATURES;
     if count >= 4 {
-        let floor = frechet_distance(&features[..half], &features[half..2 * half], FEATURES)?;
-        println!("FID between its two halves ({} images each): {floor:.3}", count / 2);
+        let floor = eval::scores(&features[..half], &features[half..2 * half])?;
+        println!("FID between its two halves ({} images each): {:.3}  KID {:.5}", count / 2, floor.fid, floor.kid);
+        if let Some(path) = &args.json {
+            let record = serde_json::json!({
+                "reference": args.data.display().to_string(),
+                "split": args.reference_args.split.to_string(),
+                "class": args.reference_args.class,
+                "floor": floor,
+            });
+            atomic_write(path, serde_json::to_string_pretty(&record)?.as_bytes())?;
+        }
+    } else if args.json.is_some() {
+        bail!("the floor needs at least 4 reference images, found {count}");
     }
     Ok(())
 }

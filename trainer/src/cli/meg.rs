@@ -71,8 +71,12 @@ pub struct ClassifierArgs {
     #[arg(long, default_value = "assets/mnist-mini")]
     data: PathBuf,
     /// Passes over the training split.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Widths of the two convolutions and the hidden layer (the MEG authors' PyTorch example:
+    /// 10,20,50).
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = trainer::classifier::DEFAULT_WIDTHS)]
+    widths: Vec<usize>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -509,7 +513,8 @@ fn classifier(args: ClassifierArgs) -> anyhow::Result<()> {
     let (images, labels) = labelled_digits(&args.data, Split::Train, &device)?;
     let (test_images, test_labels) = labelled_digits(&args.data, Split::Test, &device)?;
     eprintln!("training on {} digits, {} epochs", labels.len(), args.epochs);
-    let classifier = Classifier::train(&images, &labels, args.epochs, args.seed, &device, |epoch, loss| eprintln!("epoch {epoch}: cross-entropy {loss:.4}"))?;
+    let widths: [usize; 3] = args.widths.as_slice().try_into().map_err(|_| anyhow::anyhow!("--widths takes three numbers, e.g. 32,64,128"))?;
+    let classifier = Classifier::train(&images, &labels, widths, args.epochs, args.seed, &device, |epoch, loss| eprintln!("epoch {epoch}: cross-entropy {loss:.4}"))?;
     let predicted = classifier.predict(test_images)?;
     let correct = predicted.iter().zip(&test_labels).filter(|(p, l)| p == l).count();
     eprintln!("test accuracy {:.2} % ({correct}/{})", 100.0 * correct as f64 / test_labels.len().max(1) as f64, test_labels.len());

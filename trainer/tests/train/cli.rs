@@ -303,6 +303,21 @@ fn eval_scores_a_model_and_images_and_rejects_bad_input() {
     let real: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no FID in {text:?}"));
     assert!(real < fid, "real digits {real} should score better than samples {fid}");
 
+    // A smaller reference count takes the first features of the cached 12 (no new cache file),
+    // and its floor is the one computed afresh in an empty cache.
+    let floor = |count: &str, cache: &Path| {
+        let json = cache.with_extension("floor.json");
+        let out = trainer(&["eval-reference", data_s, "--reference-count", count, "--cache", cache.to_str().expect("utf-8"), "--json", json.to_str().expect("utf-8"), "--device", "flex"]);
+        assert!(out.status.success(), "eval-reference failed: {}", stderr(&out));
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("floor written")).expect("JSON");
+        (record["floor"]["fid"].as_f64().expect("FID"), record["floor"]["kid"].as_f64().expect("KID"))
+    };
+    let reused = floor("8", &cache);
+    assert_eq!(std::fs::read_dir(&cache).expect("cache folder").count(), 1, "the 12 cached features served the 8");
+    let fresh = floor("8", &dir.join("fresh-cache"));
+    assert!((reused.0 - fresh.0).abs() <= 1e-6 * fresh.0.abs().max(1.0) && (reused.1 - fresh.1).abs() <= 1e-6, "reused {reused:?} vs fresh {fresh:?}");
+    assert!(fresh.0 > 0.0, "{fresh:?}");
+
     // A folder of differently sized images (textures) is scored image by image.
     let mixed = dir.join("mixed");
     std::fs::create_dir_all(&mixed).expect("scratch folder");
@@ -327,6 +342,25 @@ fn eval_scores_a_model_and_images_and_rejects_bad_input() {
         (vec!["eval-reference", data_s, "--weights", "/no/weights.safetensors"], "fetch-inception.sh"),
     ] {
         let out = trainer(&[&args[..], &["--cache", cache_s, "--device", "flex"][..]].concat());
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn eval_digits_names_what_is_missing() {
+    let dir = scratch("eval-digits");
+    let model = repository().join("www/models/mnist-shortrun.ebm");
+    let model_s = model.to_str().expect("utf-8");
+    let missing = dir.join("no-classifier.ebm");
+    let not_a_classifier = model_s;
+    for (args, expected) in [
+        (vec!["eval-digits", model_s, "--classifier", missing.to_str().expect("utf-8")], "trainer meg classifier"),
+        (vec!["eval-digits", model_s, "--classifier", not_a_classifier], "not an MNIST classifier"),
+        (vec!["eval-digits", model_s, "--count", "0"], "--count must be at least 1"),
+    ] {
+        let out = trainer(&[&args[..], &["--device", "flex"][..]].concat());
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{args:?} panicked: {}", stderr(&out));

@@ -375,13 +375,29 @@ fn the_project_classifier_reads_held_out_digits() {
     let (images, labels) = load(trainer::data::Split::Train);
     let (test, test_labels) = load(trainer::data::Split::Test);
     let mut losses = Vec::new();
-    let classifier = trainer::classifier::Classifier::train(&images, &labels, 3, 1, &flex, |_, loss| losses.push(loss)).expect("train");
+    let classifier = trainer::classifier::Classifier::train(&images, &labels, trainer::classifier::EXAMPLE_WIDTHS, 3, 1, &flex, |_, loss| losses.push(loss)).expect("train");
     assert!(losses[2] < 0.5 * losses[0], "cross-entropy {losses:?}");
     let predicted = classifier.predict(test.clone()).expect("predict");
     let accuracy = predicted.iter().zip(&test_labels).filter(|(p, l)| p == l).count() as f64 / test_labels.len() as f64;
     assert!(accuracy > 0.75, "held-out accuracy {accuracy} after 3 epochs on the bundled digits");
     let reloaded = trainer::classifier::Classifier::from_bytes(&classifier.to_bytes().expect("bytes"), &flex).expect("reload");
-    assert_eq!(reloaded.predict(test).expect("predict"), predicted);
+    assert_eq!(reloaded.predict(test.clone()).expect("predict"), predicted);
+    assert_eq!(reloaded.widths, trainer::classifier::EXAMPLE_WIDTHS);
+    // The probabilities are a distribution per image whose largest entry is the prediction.
+    let probabilities = classifier.probabilities(test).expect("probabilities");
+    assert_eq!(probabilities.len(), predicted.len());
+    for (row, digit) in probabilities.iter().zip(&predicted) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{row:?}");
+        assert!(row.iter().all(|p| *p <= row[usize::from(*digit)]), "{row:?} vs {digit}");
+    }
+    // A file written before the widths were recorded holds the example's widths.
+    let mut file = modelfile::ModelFile::from_bytes(&classifier.to_bytes().expect("bytes")).expect("container");
+    file.manifest.as_object_mut().expect("object").remove("widths");
+    let old = trainer::classifier::Classifier::from_bytes(&file.to_bytes().expect("bytes"), &flex).expect("old file");
+    assert_eq!(old.predict(load(trainer::data::Split::Test).0).expect("predict"), predicted);
+    // Widths that do not match the tensors are refused.
+    file.manifest["widths"] = serde_json::json!([32, 64, 128]);
+    assert!(trainer::classifier::Classifier::from_bytes(&file.to_bytes().expect("bytes"), &flex).is_err());
     assert!(trainer::classifier::Classifier::from_bytes(b"not a classifier", &flex).is_err());
 }
 
