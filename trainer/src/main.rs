@@ -462,14 +462,13 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let total = trainer.config.iterations;
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
+    let mut log = QuietLog::new(args.quiet, trainer.iteration);
     while trainer.iteration < total {
         let metrics = log_step(&run, &progress, started, trainer.step())?;
         let message = format!("f(data) {:+.4}  f(samples) {:+.4}  ‖∇f‖ {:.4}", metrics.f_data, metrics.f_samples, metrics.grad_norm);
         progress.set_message(message.clone());
         progress.set_position(metrics.iteration);
-        if args.quiet && (metrics.iteration % args.sample_every.max(1) == 0 || metrics.iteration == 1) {
-            eprintln!("iteration {}/{total}: {message}", metrics.iteration);
-        }
+        log.log(metrics.iteration, total, metrics.iteration % args.sample_every.max(1) == 0, &message);
         let last = metrics.iteration == total;
         if metrics.iteration % args.sample_every.max(1) == 0 || last {
             save_images(&run.sample_grid(metrics.iteration), trainer.preview(64, 12345)?, trainer.config.data.range)?;
@@ -513,6 +512,44 @@ where
     run.create()?;
     atomic_write(&run.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
     Ok(trainer)
+}
+
+/// The `--quiet` log of a training loop: a line at every sample interval and at least once a
+/// minute, with the pace since this process started training and the time left at that pace.
+struct QuietLog {
+    enabled: bool,
+    started: Instant,
+    /// The iteration training started from in this process (a resumed run's checkpoint).
+    first: u64,
+    last_line: Instant,
+}
+
+impl QuietLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn new(enabled: bool, first: u64) -> Self {
+        let now = Instant::now();
+        Self { enabled, started: now, first, last_line: now }
+    }
+
+    /// Prints `message` for `iteration` of `total` when `due` (a sample interval), at the first
+    /// iteration, or when a minute has passed since the last line.
+    fn log(&mut self, iteration: u64, total: u64, due: bool, message: &str) {
+        if self.enabled && (due || iteration == 1 || self.last_line.elapsed() >= Self::EVERY) {
+            eprintln!("{}", self.line(iteration, total, message));
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn line(&self, iteration: u64, total: u64, message: &str) -> String {
+        let done = iteration.saturating_sub(self.first);
+        if done == 0 {
+            return format!("iteration {iteration}/{total}: {message}");
+        }
+        let per_iteration = self.started.elapsed().as_secs_f64() / done as f64;
+        let left = (per_iteration * total.saturating_sub(iteration) as f64).round() as u64;
+        format!("iteration {iteration}/{total} ({per_iteration:.2} s/it, ETA {}:{:02}:{:02}): {message}", left / 3600, left / 60 % 60, left % 60)
+    }
 }
 
 fn training_progress(quiet: bool, total: u64, position: u64) -> ProgressBar {

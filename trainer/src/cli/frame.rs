@@ -14,7 +14,7 @@ use trainer::imageio::{self, Layout};
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{DataSource, host_values};
 
-use super::{DeviceArgs, SamplerArgs, UpdateArgs, grid_columns, load_images, load_model, log_step, open_run, select_device, set, training_progress};
+use super::{DeviceArgs, QuietLog, SamplerArgs, UpdateArgs, grid_columns, load_images, load_model, log_step, open_run, select_device, set, training_progress};
 
 /// The generative ConvNet (FRAME model with a Gaussian reference, Xie et al. 2016).
 #[derive(Subcommand, Debug)]
@@ -234,6 +234,7 @@ fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
     let total = trainer.config.total_iterations();
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
+    let mut log = QuietLog::new(args.quiet, trainer.iteration);
     while trainer.iteration < total {
         let metrics = log_step(&run, &progress, started, trainer.step())?;
         let mut message = format!("layers {}  f(obs) {:+.1}  f(syn) {:+.1}  |I| {:.1}", metrics.layers, metrics.f_observed, metrics.f_synthesised, metrics.sample_abs_mean);
@@ -242,9 +243,7 @@ fn train(args: FrameTrainArgs) -> anyhow::Result<()> {
         }
         progress.set_message(message.clone());
         progress.set_position(metrics.iteration);
-        if args.quiet && (metrics.iteration % args.sample_every.max(1) == 0 || metrics.iteration == 1) {
-            eprintln!("iteration {}/{total}: {message}", metrics.iteration);
-        }
+        log.log(metrics.iteration, total, metrics.iteration % args.sample_every.max(1) == 0, &message);
         let last = metrics.iteration == total;
         if metrics.iteration % args.sample_every.max(1) == 0 || last {
             let shown = match trainer.config.learning {

@@ -21,7 +21,7 @@ use trainer::meg::{self, MegData, MegTrainConfig, MegTrainer, PenaltyForm, Shuff
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{self, DataSource, host_values};
 
-use super::{DeviceArgs, grid_columns, layout, load_model, log_step, open_run, select_device, set, training_progress};
+use super::{DeviceArgs, QuietLog, grid_columns, layout, load_model, log_step, open_run, select_device, set, training_progress};
 
 /// MEG (Kumar et al. 2019): energy model + generator with a mutual-information entropy term.
 #[derive(Subcommand, Debug)]
@@ -349,6 +349,7 @@ fn train(args: MegTrainArgs) -> anyhow::Result<()> {
     let total = trainer.config.iterations;
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
+    let mut log = QuietLog::new(args.quiet, trainer.iteration);
     while trainer.iteration < total {
         let metrics = log_step(&run, &progress, started, trainer.step())?;
         let message = format!(
@@ -358,10 +359,8 @@ fn train(args: MegTrainArgs) -> anyhow::Result<()> {
         progress.set_message(message.clone());
         progress.set_position(metrics.iteration);
         let last = metrics.iteration == total;
+        log.log(metrics.iteration, total, metrics.iteration % args.sample_every.max(1) == 0 || last, &message);
         if metrics.iteration % args.sample_every.max(1) == 0 || last {
-            if args.quiet {
-                eprintln!("iteration {}/{total}: {message}", metrics.iteration);
-            }
             let model = trainer.model()?;
             write_pictures(&model, &device, picture_count(&model), None, trainer.config.seed, &run.sample_grid(metrics.iteration))?;
         }

@@ -15,7 +15,7 @@ use trainer::multigrid::{self, IMAGE_SIZE, MaskKind, Method, MultigridTrainConfi
 use trainer::run::{RunDir, atomic_write};
 use trainer::shortrun::{DataSource, host_values};
 
-use super::{DeviceArgs, SamplerArgs, UpdateArgs, grid_columns, load_model, open_run, select_device, set, training_progress};
+use super::{DeviceArgs, QuietLog, SamplerArgs, UpdateArgs, grid_columns, load_model, open_run, select_device, set, training_progress};
 
 /// Multigrid modeling and sampling (Gao et al. 2018): 1×1 → 4×4 → 16×16 → 64×64.
 #[derive(Subcommand, Debug)]
@@ -324,6 +324,7 @@ fn train(args: MultigridTrainArgs) -> anyhow::Result<()> {
     let total = trainer.total_iterations();
     let progress = training_progress(args.quiet, total, trainer.iteration);
     let started = Instant::now();
+    let mut log = QuietLog::new(args.quiet, trainer.iteration);
     while trainer.iteration < total {
         let (metrics, synthesised) = match trainer.step() {
             Ok(result) => result,
@@ -339,9 +340,7 @@ fn train(args: MultigridTrainArgs) -> anyhow::Result<()> {
         let message = format!("epoch {}  f(obs)−f(syn) {}  |syn−obs| {:.1}  lr {:.3}", metrics.epoch, gaps.join(" "), metrics.distance_to_data, metrics.lr);
         progress.set_message(message.clone());
         progress.set_position(metrics.iteration);
-        if args.quiet && (metrics.iteration % args.sample_every.max(1) == 0 || metrics.iteration == 1) {
-            eprintln!("iteration {}/{total}: {message}", metrics.iteration);
-        }
+        log.log(metrics.iteration, total, metrics.iteration % args.sample_every.max(1) == 0, &message);
         let last = metrics.iteration == total;
         if (metrics.iteration % args.sample_every.max(1) == 0 || last)
             && let Some(finest) = synthesised.last()
