@@ -7,6 +7,7 @@ mod frame;
 mod learning;
 mod meg;
 mod multigrid;
+mod zoo;
 
 use std::path::PathBuf;
 
