@@ -72,8 +72,8 @@ pub fn reference_features(
             return Ok((features.values.clone(), file));
         }
         eprintln!("{}: stale or foreign feature cache, recomputing", file.display());
-    } else if let Some(features) = larger_cached(reference, cache) {
-        return Ok((features, file));
+    } else if let Some(larger) = larger_cached(reference, cache) {
+        return Ok(larger);
     }
     let images = open_images(&reference.path, &reference.options)
         .with_context(|| format!("cannot read reference images from {}", reference.path.display()))?;
@@ -90,8 +90,8 @@ pub fn reference_features(
 }
 
 /// The first `limit` features of a cached larger set of the same reference (same images in the
-/// same order: a limit takes the first images), when one is cached.
-fn larger_cached(reference: &Reference, cache: &Path) -> Option<Vec<f32>> {
+/// same order: a limit takes the first images) and that set's file, when one is cached.
+fn larger_cached(reference: &Reference, cache: &Path) -> Option<(Vec<f32>, PathBuf)> {
     let wanted = reference.options.limit?;
     let entries = std::fs::read_dir(cache).ok()?;
     let mut candidates: Vec<(usize, PathBuf)> = entries
@@ -114,7 +114,7 @@ fn larger_cached(reference: &Reference, cache: &Path) -> Option<Vec<f32>> {
         && features.shape.len() == 2
         && features.shape[1] == FEATURES
         && features.shape[0] >= wanted;
-    usable.then(|| features.values[..wanted * FEATURES].to_vec())
+    usable.then(|| (features.values[..wanted * FEATURES].to_vec(), file.clone()))
 }
 
 /// The images of `path` to score: one set, or, from a folder of differently sized images
