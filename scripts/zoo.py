@@ -158,7 +158,8 @@ def machine():
 def git_revision():
     try:
         out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True)
+        return out.stdout.strip() + ("+" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -222,7 +223,7 @@ def train(name, smoke=False, fresh=False, evaluate=True):
         close_killed_segments(state, run)
         state.update({"recipe": name, "recipe_hash": digest, "command": [trainer_path()] + args, "data": data, "finished": False})
         began = time.time()
-        state["segments"].append({"start": began, "end": None, "resumed": resume})
+        state["segments"].append({"start": began, "end": None, "resumed": resume, "revision": git_revision()})
         write_json(state_file, state)
         code = run_trainer(args + (["--resume"] if resume else []), log=os.path.join(run, "train.log"))
         state["segments"][-1].update({"end": time.time(), "exit": code})
@@ -306,7 +307,8 @@ def write_card(recipe, run, state_file, metrics):
         "training_seconds": round(wall, 1),
         "sessions": len(segments),
         "machine": machine(),
-        "git_revision": git_revision(),
+        # The source each session trained with (a `+` marks uncommitted changes).
+        "git_revision": ", ".join(dict.fromkeys(str(s.get("revision")) for s in segments)) or None,
         "finished": state.get("finished", False),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model_bytes": os.path.getsize(model) if os.path.isfile(model) else None,
@@ -388,7 +390,7 @@ def report(install):
     for recipe, run, card in cards:
         lines += ["", f"## {recipe['name']}: {recipe['title']}", ""]
         if card and card.get("finished"):
-            lines += [f"- command: `{shorten(card['command'])}`", f"- seed {card['seed']}, {card['iterations']} iterations, {card['training_seconds'] / 60:.0f} min of training in {card['sessions']} session(s) on {card['machine']['cpu']} ({card['machine']['cores']} cores), revision {card['git_revision']}"]
+            lines += [f"- command: `{shorten(card['command'])}`", f"- seed {card['seed']}, {card['iterations']} iterations, {card['training_seconds'] / 60:.0f} min of training in {card['sessions']} session(s) on {card['machine']['cpu']} ({card['machine']['cores']} cores), source {card['git_revision']}"]
             picture = recipe.get("picture_file", "{run}/samples.png").replace("{run}", run)
             if os.path.isfile(picture):
                 os.makedirs(os.path.join(REPO, "docs/img/zoo"), exist_ok=True)
@@ -421,13 +423,36 @@ def install_models(cards):
             "image_size": card["image_size"],
             "iterations": card["iterations"],
             "training_seconds": card["training_seconds"],
-            "quality": card["metrics"],
+            "quality": quality_summary(card["metrics"]),
             "recipe": f"zoo/{recipe['name']}.json",
         }
         listing = [e for e in listing if e.get("url") != url]
         listing.insert(0 if recipe["name"] == "digits" else len(listing), entry)
         print(f"installed {target}", file=sys.stderr)
     write_json(listing_path, listing)
+
+
+def quality_summary(metrics):
+    """The figures the demo's listing carries (no paths of this machine)."""
+    summary = {}
+    digits = metrics.get("digits")
+    if digits:
+        summary.update({
+            "samples": digits["samples"]["count"],
+            "confident_share": digits["samples"]["confident_share"],
+            "label_entropy": round(digits["samples"]["label_entropy"], 4),
+            "real_confident_share": digits["real"]["confident_share"],
+            "classifier_test_accuracy": digits["classifier_test_accuracy"],
+        })
+    if metrics.get("fid") and metrics.get("floor"):
+        summary.update({
+            "fid": round(metrics["fid"]["fid"], 3),
+            "fid_floor": round(metrics["floor"]["fid"], 3),
+            "kid": round(metrics["fid"]["kid"], 5),
+            "kid_floor": round(metrics["floor"]["kid"], 5),
+            "fid_samples": metrics["fid"]["count"],
+        })
+    return summary
 
 
 def quality_text(metrics):
@@ -449,7 +474,9 @@ def target_text(recipe):
 
 
 def shorten(command):
-    return command.replace(HOME, "~")
+    """The card's command with this machine's folders named as the zoo names them."""
+    return (command.replace(trainer_path(), "trainer").replace(runs_root(), "$EBM_RUNS").replace(data_root(), "$EBM_DATA")
+            .replace(REPO + "/", "").replace(HOME, "~"))
 
 
 def main():
