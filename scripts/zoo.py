@@ -110,10 +110,6 @@ def with_overrides(args, overrides):
     return args
 
 
-def flag_value(args, flag, default=None):
-    return args[args.index(flag) + 1] if flag in args else default
-
-
 def recipe_hash(recipe, smoke):
     body = {"train": recipe["train"], "data": recipe["smoke_data" if smoke else "data"], "smoke": recipe["smoke"] if smoke else None}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -185,6 +181,12 @@ def run_trainer(args, log=None):
         return process.wait()
 
 
+def must_run(args, what):
+    """Runs the trainer with `args`; a failure stops the zoo, naming `what` failed."""
+    if run_trainer(args) != 0:
+        raise ZooError(f"{what} failed")
+
+
 def data_path(recipe, smoke):
     if smoke:
         return os.path.join(REPO, recipe["smoke_data"])
@@ -253,8 +255,8 @@ def evaluate_model(recipe, run, smoke):
     spec = recipe["evaluate"]
     metrics = {}
     picture = [a.replace("{model}", model).replace("{run}", run) for a in recipe["picture"]]
-    if picture and run_trainer(picture) != 0:
-        raise ZooError("the sample picture failed")
+    if picture:
+        must_run(picture, "the sample picture")
     count = int(spec.get("count", 1000))
     if smoke:
         count = min(count, 16)
@@ -268,22 +270,18 @@ def evaluate_model(recipe, run, smoke):
             classifier = os.path.join(HOME, ".cache/ebm/weights/mnist-classifier.ebm")
             mnist, epochs = os.path.join(data_root(), "mnist"), str(spec["digits"].get("classifier_epochs", 10))
         if not os.path.isfile(classifier):
-            if run_trainer(["meg", "classifier", "--data", mnist, "--epochs", epochs, "--out", classifier]) != 0:
-                raise ZooError("training the MNIST classifier failed")
+            must_run(["meg", "classifier", "--data", mnist, "--epochs", epochs, "--out", classifier], "training the MNIST classifier")
         out = os.path.join(run, "eval-digits.json")
-        if run_trainer(["eval-digits", model, "--classifier", classifier, "--data", mnist, "--count", str(count), "--json", out]) != 0:
-            raise ZooError("eval-digits failed")
+        must_run(["eval-digits", model, "--classifier", classifier, "--data", mnist, "--count", str(count), "--json", out], "eval-digits")
         metrics["digits"] = read_json(out)
     if "fid" in spec and not smoke:
         fid = spec["fid"]
         reference = os.path.join(data_root(), fid["reference"])
         common = ["--split", fid.get("split", "test")] + (["--class", str(fid["class"])] if "class" in fid else [])
         floor = os.path.join(run, "eval-floor.json")
-        if run_trainer(["eval-reference", reference, "--reference-count", str(2 * count), "--json", floor] + common) != 0:
-            raise ZooError("eval-reference failed")
+        must_run(["eval-reference", reference, "--reference-count", str(2 * count), "--json", floor] + common, "eval-reference")
         out = os.path.join(run, "eval-fid.json")
-        if run_trainer(["eval", model, "--reference", reference, "--count", str(count), "--reference-count", str(count), "--json", out] + common) != 0:
-            raise ZooError("eval failed")
+        must_run(["eval", model, "--reference", reference, "--count", str(count), "--reference-count", str(count), "--json", out] + common, "eval")
         metrics["fid"] = read_json(out, {}).get("scores")
         metrics["floor"] = read_json(floor, {}).get("floor")
     return metrics

@@ -53,7 +53,7 @@ impl Classifier {
     /// 1e-3, 1e-4 over the last 30 % of five or more epochs) on the cross-entropy, `epochs`
     /// passes in batches of 64 in a seeded random order; `on_epoch` sees each epoch's mean loss.
     pub fn train(images: &Tensor<4>, labels: &[u8], widths: [usize; 3], epochs: usize, seed: u64, device: &Device, mut on_epoch: impl FnMut(usize, f64)) -> anyhow::Result<Self> {
-        anyhow::ensure!(widths.iter().all(|w| (1..=1024).contains(w)), "classifier widths must be 1 to 1024, not {widths:?}");
+        check_widths(widths)?;
         let [count, ..] = images.dims();
         anyhow::ensure!(count > 0 && labels.len() == count, "{count} images but {} labels", labels.len());
         anyhow::ensure!(labels.iter().all(|l| *l < 10), "a label is not a digit 0–9");
@@ -88,25 +88,24 @@ impl Classifier {
 
     /// The most likely digit of every image of `images` (`[N, 1, 28, 28]`, `[−1, 1]`).
     pub fn predict(&self, images: Tensor<4>) -> anyhow::Result<Vec<u8>> {
-        let [count, ..] = images.dims();
-        let mut digits = Vec::with_capacity(count);
-        for start in (0..count).step_by(1000) {
-            let chunk = images.clone().narrow(0, start, 1000.min(count - start));
-            let scores = host_values(logits(&self.net, chunk))?;
-            digits.extend(scores.chunks_exact(10).map(|row| (0..10).fold(0u8, |best, d| if row[d] > row[best as usize] { d as u8 } else { best })));
-        }
-        Ok(digits)
+        Ok(self.rows(images, |logits| logits)?.iter().map(|row| most_likely(row) as u8).collect())
     }
 
     /// Class probabilities (softmax of the logits) of every image of `images`
     /// (`[N, 1, 28, 28]`, `[−1, 1]`), ten per image.
     pub fn probabilities(&self, images: Tensor<4>) -> anyhow::Result<Vec<[f32; 10]>> {
+        self.rows(images, |logits| burn::tensor::activation::softmax(logits, 1))
+    }
+
+    /// `map` of the logits of every image of `images`, ten values per image, in chunks of 1000
+    /// images.
+    fn rows(&self, images: Tensor<4>, map: impl Fn(Tensor<2>) -> Tensor<2>) -> anyhow::Result<Vec<[f32; 10]>> {
         let [count, ..] = images.dims();
         let mut rows = Vec::with_capacity(count);
         for start in (0..count).step_by(1000) {
             let chunk = images.clone().narrow(0, start, 1000.min(count - start));
-            let probabilities = host_values(burn::tensor::activation::softmax(logits(&self.net, chunk), 1))?;
-            rows.extend(probabilities.chunks_exact(10).map(|row| std::array::from_fn(|d| row[d])));
+            let values = host_values(map(logits(&self.net, chunk)))?;
+            rows.extend(values.chunks_exact(10).map(|row| std::array::from_fn(|d| row[d])));
         }
         Ok(rows)
     }
@@ -131,7 +130,7 @@ impl Classifier {
             None => EXAMPLE_WIDTHS,
             Some(value) => serde_json::from_value::<[usize; 3]>(value.clone()).context("the classifier's widths are not three counts")?,
         };
-        anyhow::ensure!(widths.iter().all(|w| (1..=1024).contains(w)), "the classifier's widths {widths:?} are out of range");
+        check_widths(widths)?;
         let net = spec(widths).init(device)?.load_parameters(|name, shape| {
             let tensor = file.tensors.iter().find(|t| t.name == name).with_context(|| format!("the classifier lacks {name}"))?;
             let len: usize = shape.iter().product();
@@ -140,6 +139,17 @@ impl Classifier {
         })?;
         Ok(Self { net, widths })
     }
+}
+
+/// Widths a classifier may have (see [`spec`]).
+pub fn check_widths(widths: [usize; 3]) -> anyhow::Result<()> {
+    anyhow::ensure!(widths.iter().all(|w| (1..=1024).contains(w)), "classifier widths must be 1 to 1024, not {widths:?}");
+    Ok(())
+}
+
+/// The index of the largest of ten scores (the first one on a tie).
+pub fn most_likely(row: &[f32; 10]) -> usize {
+    (0..10).fold(0, |best, d| if row[d] > row[best] { d } else { best })
 }
 
 fn logits(net: &Stack, x: Tensor<4>) -> Tensor<2> {
@@ -178,7 +188,7 @@ impl DigitScores {
         let mut histogram = [0usize; 10];
         let (mut confident, mut confidence) = (0usize, 0.0f64);
         for row in probabilities {
-            let best = (0..10).fold(0, |best, d| if row[d] > row[best] { d } else { best });
+            let best = most_likely(row);
             histogram[best] += 1;
             confidence += f64::from(row[best]);
             confident += usize::from(row[best] > CONFIDENT);

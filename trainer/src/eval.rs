@@ -63,13 +63,8 @@ pub fn reference_features(
 ) -> anyhow::Result<(Vec<f32>, PathBuf)> {
     let file = reference.cache_file(cache);
     if file.exists() {
-        let cached = TensorFile::read(&file)?;
-        let features = cached.tensor(&file, "features")?;
-        let matches = cached.metadata.get("inception_sha256").map(String::as_str) == Some(SOURCE_SHA256)
-            && features.shape.len() == 2
-            && features.shape[1] == FEATURES;
-        if matches {
-            return Ok((features.values.clone(), file));
+        if let Some(features) = cached_features(&file)? {
+            return Ok((features, file));
         }
         eprintln!("{}: stale or foreign feature cache, recomputing", file.display());
     } else if let Some(larger) = larger_cached(reference, cache) {
@@ -108,13 +103,20 @@ fn larger_cached(reference: &Reference, cache: &Path) -> Option<(Vec<f32>, PathB
         .collect();
     candidates.sort();
     let (_, file) = candidates.into_iter().next()?;
-    let cached = TensorFile::read(&file).ok()?;
-    let features = cached.tensor(&file, "features").ok()?;
-    let usable = cached.metadata.get("inception_sha256").map(String::as_str) == Some(SOURCE_SHA256)
-        && features.shape.len() == 2
-        && features.shape[1] == FEATURES
-        && features.shape[0] >= wanted;
-    usable.then(|| (features.values[..wanted * FEATURES].to_vec(), file.clone()))
+    let mut features = cached_features(&file).ok()??;
+    (features.len() >= wanted * FEATURES).then(|| {
+        features.truncate(wanted * FEATURES);
+        (features, file)
+    })
+}
+
+/// The features a cache file holds, `None` when it was written with other Inception weights or
+/// holds no `N × 2048` matrix; an unreadable file is an error.
+fn cached_features(file: &Path) -> anyhow::Result<Option<Vec<f32>>> {
+    let mut cached = TensorFile::read(file)?;
+    let features = cached.tensor(file, "features")?;
+    let matches = cached.metadata.get("inception_sha256").map(String::as_str) == Some(SOURCE_SHA256) && features.shape.len() == 2 && features.shape[1] == FEATURES;
+    Ok(if matches { cached.tensors.remove("features").map(|t| t.values) } else { None })
 }
 
 /// The images of `path` to score: one set, or, from a folder of differently sized images

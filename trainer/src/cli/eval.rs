@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use trainer::classifier::{Classifier, DigitScores};
+use trainer::classifier::{Classifier, DigitScores, most_likely};
 use trainer::data::{ImageSet, LoadOptions, Split};
 use trainer::eval::{self, Reference};
 use trainer::imageio::{self, Layout};
@@ -269,9 +269,11 @@ pub fn run_digits(args: EvalDigitsArgs) -> anyhow::Result<()> {
     let labels = test.labels.clone().with_context(|| format!("{} has no labels", args.data.display()))?;
     let real_count = args.count.min(test.count);
     let test_images = classifier_input(test, &device)?;
-    let predicted = classifier.predict(test_images.clone())?;
-    let accuracy = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64;
-    let real = DigitScores::new(&classifier.probabilities(test_images.narrow(0, 0, real_count))?);
+    // One pass over the test split gives both the accuracy and the real digits' figures.
+    let test_probabilities = classifier.probabilities(test_images)?;
+    let correct = test_probabilities.iter().zip(&labels).filter(|(row, label)| most_likely(row) == usize::from(**label)).count();
+    let accuracy = correct as f64 / labels.len().max(1) as f64;
+    let real = DigitScores::new(&test_probabilities[..real_count]);
     let model = load_model(&args.model, &device)?;
     let started = Instant::now();
     let samples = eval::model_images(&model, &device, args.count, &args.sampler.overrides(), args.sampler.seed)?;
