@@ -75,7 +75,7 @@ pub struct ClassifierArgs {
     epochs: usize,
     /// Widths of the two convolutions and the hidden layer (the MEG authors' PyTorch example:
     /// 10,20,50).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = trainer::classifier::DEFAULT_WIDTHS)]
+    #[arg(long, value_delimiter = ',', default_values_t = trainer::classifier::DEFAULT_WIDTHS)]
     widths: Vec<usize>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
@@ -509,10 +509,12 @@ fn labelled_digits(path: &Path, split: Split, device: &Device) -> anyhow::Result
 
 fn classifier(args: ClassifierArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
+    // Bad widths are reported before the digits are read.
+    let widths: [usize; 3] = args.widths.as_slice().try_into().map_err(|_| anyhow::anyhow!("--widths takes three numbers, e.g. 32,64,128"))?;
+    trainer::classifier::check_widths(widths)?;
     let (images, labels) = labelled_digits(&args.data, Split::Train, &device)?;
     let (test_images, test_labels) = labelled_digits(&args.data, Split::Test, &device)?;
     eprintln!("training on {} digits, {} epochs", labels.len(), args.epochs);
-    let widths: [usize; 3] = args.widths.as_slice().try_into().map_err(|_| anyhow::anyhow!("--widths takes three numbers, e.g. 32,64,128"))?;
     let classifier = Classifier::train(&images, &labels, widths, args.epochs, args.seed, &device, |epoch, loss| eprintln!("epoch {epoch}: cross-entropy {loss:.4}"))?;
     let predicted = classifier.predict(test_images)?;
     let correct = predicted.iter().zip(&test_labels).filter(|(p, l)| p == l).count();

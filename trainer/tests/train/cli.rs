@@ -359,6 +359,8 @@ fn eval_digits_names_what_is_missing() {
         (vec!["eval-digits", model_s, "--classifier", missing.to_str().expect("utf-8")], "trainer meg classifier"),
         (vec!["eval-digits", model_s, "--classifier", not_a_classifier], "not an MNIST classifier"),
         (vec!["eval-digits", model_s, "--count", "0"], "--count must be at least 1"),
+        (vec!["meg", "classifier", "--widths", "0,20,50", "--out", missing.to_str().expect("utf-8")], "classifier widths must be 1 to 1024"),
+        (vec!["meg", "classifier", "--widths", "10,20", "--out", missing.to_str().expect("utf-8")], "--widths takes three numbers"),
     ] {
         let out = trainer(&[&args[..], &["--device", "flex"][..]].concat());
         assert!(!out.status.success(), "{args:?} should fail");
