@@ -39,7 +39,6 @@ REQUIRED = {
     "smoke": dict,
     "evaluate": dict,
     "picture": list,
-    "install": str,
     "image_size": int,
     "choices": list,
 }
@@ -86,6 +85,11 @@ def load_recipe(name):
         raise ZooError(f"zoo/{name}.json: family '{recipe['family']}' is not one of {sorted(FAMILIES)}")
     if not all(isinstance(a, str) for a in recipe["train"] + recipe["picture"]):
         raise ZooError(f"zoo/{name}.json: 'train' and 'picture' hold strings only")
+    if "install" not in recipe or not (recipe["install"] is None or isinstance(recipe["install"], str)):
+        raise ZooError(f"zoo/{name}.json: 'install' must be the demo's file name, or null for a model the demo does not list")
+    reference = recipe["evaluate"].get("texture", {}).get("reference")
+    if reference is not None and (not isinstance(reference, str) or reference == name):
+        raise ZooError(f"zoo/{name}.json: the texture evaluation's 'reference' must name another recipe")
     for flag in ("--data", "--run", "--resume"):
         if flag in recipe["train"]:
             raise ZooError(f"zoo/{name}.json: 'train' must not set {flag} (the zoo sets it)")
@@ -233,7 +237,7 @@ def train(name, smoke=False, fresh=False, evaluate=True):
         write_json(state_file, state)
         if code != 0:
             raise ZooError(f"training stopped (exit {code}); run the same command again to resume from the last checkpoint")
-    metrics = evaluate_model(recipe, run, smoke) if evaluate else read_json(os.path.join(run, "card.json"), {}).get("metrics", {})
+    metrics = evaluate_model(recipe, run, data, smoke) if evaluate else read_json(os.path.join(run, "card.json"), {}).get("metrics", {})
     card = write_card(recipe, run, state_file, metrics)
     print(json.dumps(card, indent=2, ensure_ascii=False))
     return card
@@ -249,7 +253,7 @@ def close_killed_segments(state, run):
             segment["exit"] = "killed"
 
 
-def evaluate_model(recipe, run, smoke):
+def evaluate_model(recipe, run, data, smoke):
     """The recipe's evaluations of run/model.ebm, each writing JSON into the run folder."""
     model = os.path.join(run, "model.ebm")
     spec = recipe["evaluate"]
@@ -284,6 +288,23 @@ def evaluate_model(recipe, run, smoke):
         must_run(["eval", model, "--reference", reference, "--count", str(count), "--reference-count", str(count), "--json", out] + common, "eval")
         metrics["fid"] = read_json(out, {}).get("scores")
         metrics["floor"] = read_json(floor, {}).get("floor")
+    if "texture" in spec:
+        texture = spec["texture"]
+        out = os.path.join(run, "eval-texture.json")
+        command = ["frame", "eval", model, "--data", data, "--json", out, "--chains", str(2 if smoke else texture.get("chains", 8)), "--rounds", str(2 if smoke else texture.get("rounds", 10))]
+        if texture.get("reference"):
+            # The yardstick: a persistently trained model of the same image, trained (or
+            # resumed) first as a recipe of its own.
+            print(f"zoo: {recipe['name']} is measured against {texture['reference']}'s persistent chains", file=sys.stderr)
+            other = os.path.join(runs_root(), f"zoo-{texture['reference']}" + ("-smoke" if smoke else ""))
+            card = read_json(os.path.join(other, "card.json"), {})
+            if not (card.get("finished") and card.get("metrics")):
+                train(texture["reference"], smoke=smoke)
+            reference = os.path.join(other, "model.ebm")
+            command += ["--reference", reference]
+            metrics["texture_reference"] = texture["reference"]
+        must_run(command, "frame eval")
+        metrics["texture"] = read_json(out)
     return metrics
 
 
@@ -376,6 +397,10 @@ def report(install):
         "- **FID and KID** (`trainer eval`): 1000 samples against the first 1000 images of the test split; the floor",
         "  (`trainer eval-reference`) is the same distance between the test split's first and second 1000 images — what",
         "  a perfect model would score at this sample size.",
+        "- **Textures** (`trainer frame eval`): the mean response of every first-layer filter over 8 chains, as the relative",
+        "  distance to the training image's (0 = matched, a chain at its start ≈ 1), read by the scored model's own filters:",
+        "  fresh chains after the model's own sampler (a new canvas), the persistent chains a paper-style run keeps (its",
+        "  `-persistent` recipe, same image and budget), their ratio, a 2× canvas, and the fresh chains after 10 rounds.",
         "",
     ]
     lines += ["| model | family | data | iterations | training time | quality | target |", "|---|---|---|---|---|---|---|"]
@@ -408,7 +433,7 @@ def install_models(cards):
     listing_path = os.path.join(REPO, "www/models/models.json")
     listing = read_json(listing_path, [])
     for recipe, run, card in cards:
-        if not card or not card.get("finished"):
+        if not card or not card.get("finished") or not recipe["install"]:
             continue
         target = os.path.join(REPO, "www/models", recipe["install"])
         shutil.copyfile(os.path.join(run, "model.ebm"), target)
@@ -450,6 +475,15 @@ def quality_summary(metrics):
             "kid_floor": round(metrics["floor"]["kid"], 5),
             "fid_samples": metrics["fid"]["count"],
         })
+    texture = metrics.get("texture")
+    if texture:
+        summary.update({
+            "fresh_distance": round(texture["fresh"]["mean"], 4),
+            "persistent_distance": texture["persistent"] and round(texture["persistent"]["mean"], 4),
+            "fresh_over_persistent": texture["fresh_over_persistent"] and round(texture["fresh_over_persistent"], 3),
+            "large_distance": round(texture["large"]["mean"], 4),
+            "chains": texture["chains"],
+        })
     return summary
 
 
@@ -464,6 +498,14 @@ def quality_text(metrics):
         )
     if metrics.get("fid") and metrics.get("floor"):
         parts.append(f"FID {metrics['fid']['fid']:.1f} (floor {metrics['floor']['fid']:.1f}), KID {metrics['fid']['kid']:.4f} (floor {metrics['floor']['kid']:.4f})")
+    texture = metrics.get("texture")
+    if texture:
+        text = f"first-layer distance: fresh chains {texture['fresh']['mean']:.3f}"
+        if texture["persistent"]:
+            whose = f"{metrics['texture_reference']}'s" if metrics.get("texture_reference") else "its own"
+            text += f", {whose} persistent chains {texture['persistent']['mean']:.3f} (ratio {texture['fresh_over_persistent']:.2f})"
+        text += f", {texture['scale']}× canvas {texture['large']['mean']:.3f}, after {texture['rounds']} rounds {texture['long_run']['mean']:.3f}"
+        parts.append(text)
     return "; ".join(parts) or "—"
 
 

@@ -195,3 +195,118 @@ pub fn scores(features: &[f32], reference: &[f32]) -> anyhow::Result<Scores> {
         reference_count: reference.len() / FEATURES,
     })
 }
+
+/// Mean, smallest and largest of a statistic over several chains.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Mean over the chains.
+    pub mean: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; NaN everywhere when there are none.
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Spread { mean: f64::NAN, min: f64::NAN, max: f64::NAN };
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Spread { mean, min, max }
+    }
+}
+
+/// How closely a texture model's chains reproduce the training image's first-layer statistics:
+/// per chain, the relative distance `‖r(chain) − r(image)‖ / ‖r(image)‖` of the mean ReLU
+/// response of every first-layer filter of the scored model (0 = matched; chains still at their
+/// start score ≈ 1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextureScores {
+    /// Chains scored at each stage.
+    pub chains: usize,
+    /// Langevin steps of one round (the model's own sampler, as a new canvas runs it).
+    pub steps: usize,
+    /// Rounds the long-run chains ran.
+    pub rounds: usize,
+    /// Fresh chains after one round, at the training size: what a new canvas shows.
+    pub fresh: Spread,
+    /// The same chains after `rounds` rounds: chains kept across rounds without the learning
+    /// in between.
+    pub long_run: Spread,
+    /// Persistent chains as training left them: the reference model's (or, without one, the
+    /// scored model's own) stored `extra.chains`, cut to the training size; `None` when neither
+    /// keeps chains.
+    pub persistent: Option<Spread>,
+    /// Fresh chains on a canvas `scale`× the training side, after one round.
+    pub large: Spread,
+    /// Side factor of `large`.
+    pub scale: usize,
+    /// `fresh.mean / persistent.mean`: 1 means a new canvas is as faithful as the chains that
+    /// persistent learning keeps; `None` without persistent chains.
+    pub fresh_over_persistent: Option<f64>,
+}
+
+/// Scores `chains` fresh chains of a FRAME texture `model` against `training` (`[1, C, H, W]`,
+/// model space), continues them to `rounds` rounds, scores the persistent chains stored in
+/// `reference` (a persistently trained model of the same image) or in `model`, and `chains`
+/// fresh chains at `scale`× the side. Every image is read by `model`'s first-layer filters, so
+/// the figures of two models share one yardstick.
+#[allow(clippy::too_many_arguments)]
+pub fn texture_scores(
+    model: &Model,
+    reference: Option<&Model>,
+    device: &Device,
+    training: Tensor<4>,
+    chains: usize,
+    rounds: usize,
+    scale: usize,
+    config: &shared::sampler::LangevinConfig,
+    seed: u64,
+) -> anyhow::Result<TextureScores> {
+    for m in std::iter::once(model).chain(reference) {
+        if !matches!(m.manifest.model, ModelSpec::Frame(_)) {
+            bail!("texture statistics need generative ConvNet (FRAME) models, not a {} model", m.manifest.model.family_name());
+        }
+    }
+    if chains == 0 || rounds == 0 || !(1..=8).contains(&scale) {
+        bail!("need at least one chain and one round and a scale of 1 to 8 (got {chains} chains, {rounds} rounds, scale {scale})");
+    }
+    let [_, channels, height, width] = training.dims();
+    let (net, polarity) = commands::energy_net(model)?;
+    let target = crate::frame::first_layer_responses(net, training);
+    let per_chain = |images: &Tensor<4>| -> Vec<f64> {
+        (0..images.dims()[0])
+            .map(|i| crate::frame::relative_distance(&crate::frame::first_layer_responses(net, images.clone().narrow(0, i, 1)), &target))
+            .collect()
+    };
+    let fresh_images = commands::sample(model, device, chains, Some([height, width]), config, seed, None)?.images;
+    let fresh = Spread::of(&per_chain(&fresh_images));
+    let density = shared::sampler::NetDensity { stack: net, polarity };
+    let mut noise = DeviceNoise::seeded(device, seed.wrapping_add(1));
+    let mut state = fresh_images;
+    for _ in 1..rounds {
+        let mut chain = shared::generate::Chain::new(state, *config, None);
+        chain.finish(&density, &mut noise);
+        state = chain.into_state();
+    }
+    let long_run = Spread::of(&per_chain(&state));
+    let persistent = match reference.unwrap_or(model).extras.get(crate::frame::CHAINS) {
+        None => None,
+        Some(kept) => {
+            let &[count, c, h, w] = kept.shape.as_slice() else { bail!("the stored chains have shape {:?}, not [N, C, H, W]", kept.shape) };
+            if c != channels || h < height || w < width || count == 0 || kept.values.len() != count * c * h * w {
+                bail!("the stored chains ({:?}) do not cover the {channels}×{height}×{width} training image", kept.shape);
+            }
+            let all = Tensor::<4>::from_data(TensorData::new(kept.values.clone(), [count, c, h, w]), device);
+            Some(Spread::of(&per_chain(&all.narrow(2, 0, height).narrow(3, 0, width))))
+        }
+    };
+    let large_images = commands::sample(model, device, chains, Some([height * scale, width * scale]), config, seed.wrapping_add(2), None)?.images;
+    let large = Spread::of(&per_chain(&large_images));
+    let fresh_over_persistent = persistent.map(|p| fresh.mean / p.mean.max(1e-12));
+    Ok(TextureScores { chains, steps: config.steps, rounds, fresh, long_run, persistent, large, scale, fresh_over_persistent })
+}

@@ -25,6 +25,9 @@ pub enum FrameCommand {
     Figure(FigureArgs),
     /// The CD auto-encoder's reconstructions B = σ²·∂f/∂I of images, with their error.
     Reconstruct(FrameReconstructArgs),
+    /// First-layer statistics of a texture model's fresh, long-run and stored chains against its
+    /// training image.
+    Eval(FrameEvalArgs),
 }
 
 /// The paper's three experiments.
@@ -162,11 +165,41 @@ pub struct FrameReconstructArgs {
     device: DeviceArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct FrameEvalArgs {
+    /// Model file (a texture model).
+    model: PathBuf,
+    /// The training image.
+    #[arg(long)]
+    data: PathBuf,
+    /// Chains scored at each stage.
+    #[arg(long, default_value_t = 8)]
+    chains: usize,
+    /// Rounds of the sampler's steps the long-run chains take.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Side factor of the larger canvas.
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    /// A persistently trained model of the same image whose stored chains are the yardstick
+    /// (default: the model's own stored chains, where it keeps them).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Also write the scores as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
 pub fn run(command: FrameCommand) -> anyhow::Result<()> {
     match command {
         FrameCommand::Train(args) => train(*args),
         FrameCommand::Figure(args) => figure(args),
         FrameCommand::Reconstruct(args) => reconstruct(args),
+        FrameCommand::Eval(args) => evaluate(args),
     }
 }
 
@@ -406,12 +439,47 @@ fn reconstruction_figure(model: &Model, images: Tensor<4>, path: &Path) -> anyho
 fn figure(args: FigureArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let model = load_model(&args.model, &device)?;
-    let spec = model.manifest.data.clone();
-    let options = LoadOptions { limit: Some(1), class: None, split: Split::Train };
-    let set = load_images(&args.data, &options, spec.height, Some(spec.channels))?.truncate(1);
-    let training = model_space(&set.pixels, &spec, [1, set.channels, set.height, set.width], &device)?;
+    let training = training_image(&model, &args.data, &device)?;
     let config = args.sampler.config(&model)?;
     texture_figure(&model, &device, training, None, None, args.scale, &config, args.sampler.seed, &args.out)
+}
+
+/// The model's training image `[1, C, H, W]` (model space), read from `path` at the model's size.
+fn training_image(model: &Model, path: &Path, device: &Device) -> anyhow::Result<Tensor<4>> {
+    let spec = &model.manifest.data;
+    let options = LoadOptions { limit: Some(1), class: None, split: Split::Train };
+    let set = load_images(path, &options, spec.height, Some(spec.channels))?.truncate(1);
+    model_space(&set.pixels, spec, [1, set.channels, set.height, set.width], device)
+}
+
+fn evaluate(args: FrameEvalArgs) -> anyhow::Result<()> {
+    let device = select_device(&args.device)?;
+    let model = load_model(&args.model, &device)?;
+    let training = training_image(&model, &args.data, &device)?;
+    let reference = args.reference.as_ref().map(|path| load_model(path, &device)).transpose()?;
+    if let Some(other) = &reference
+        && (other.manifest.data.height, other.manifest.data.width, other.manifest.data.channels) != (model.manifest.data.height, model.manifest.data.width, model.manifest.data.channels)
+    {
+        bail!("the reference model was trained at another image size or channel count than the model");
+    }
+    let config = args.sampler.config(&model)?;
+    let scores = trainer::eval::texture_scores(&model, reference.as_ref(), &device, training, args.chains, args.rounds, args.scale, &config, args.sampler.seed)?;
+    let line = |name: &str, s: &trainer::eval::Spread| eprintln!("  {name:<34} {:.3}  (min {:.3}, max {:.3})", s.mean, s.min, s.max);
+    eprintln!("first-layer statistics, relative distance to the training image ({} chains, {} steps a round):", scores.chains, scores.steps);
+    line("fresh chains, one round", &scores.fresh);
+    line(&format!("same chains, {} rounds", scores.rounds), &scores.long_run);
+    if let Some(persistent) = &scores.persistent {
+        line("persistent chains, end of training", persistent);
+    }
+    line(&format!("fresh chains, {}× side", scores.scale), &scores.large);
+    match scores.fresh_over_persistent {
+        Some(ratio) => eprintln!("fresh over persistent: {ratio:.2}"),
+        None => eprintln!("no persistent chains to compare with (pass --reference a persistently trained model)"),
+    }
+    if let Some(path) = &args.json {
+        atomic_write(path, &serde_json::to_vec_pretty(&scores)?)?;
+    }
+    Ok(())
 }
 
 fn reconstruct(args: FrameReconstructArgs) -> anyhow::Result<()> {

@@ -159,6 +159,29 @@ fn frame_texture_and_reconstruction_end_to_end() {
     assert!(out.status.success(), "frame figure failed: {}", stderr(&out));
     assert_eq!(image::open(&continued).expect("figure").width(), 24 + 2 + 24 + 2 + 48, "2× continues a stored chain");
 
+    // First-layer statistics: this model keeps 2×-size persistent chains, so their corners are
+    // the yardstick; the same model as its own --reference gives the same figures.
+    let scores_path = dir.join("texture.json");
+    let out = trainer(&["frame", "eval", model_s, "--data", brick_s, "--chains", "3", "--rounds", "2", "--steps", "2", "--json", scores_path.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success() && stderr(&out).contains("fresh over persistent"), "frame eval failed: {}", stderr(&out));
+    let scores: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&scores_path).expect("scores")).expect("JSON");
+    assert_eq!((scores["chains"].as_u64(), scores["rounds"].as_u64(), scores["steps"].as_u64(), scores["scale"].as_u64()), (Some(3), Some(2), Some(2), Some(2)), "{scores}");
+    for stage in ["fresh", "long_run", "persistent", "large"] {
+        let (mean, min, max) = (scores[stage]["mean"].as_f64(), scores[stage]["min"].as_f64(), scores[stage]["max"].as_f64());
+        let (mean, min, max) = (mean.expect("mean"), min.expect("min"), max.expect("max"));
+        assert!(mean.is_finite() && mean > 0.0 && min <= mean && mean <= max, "{stage}: {scores}");
+    }
+    let ratio = scores["fresh_over_persistent"].as_f64().expect("ratio");
+    let expected = scores["fresh"]["mean"].as_f64().expect("fresh") / scores["persistent"]["mean"].as_f64().expect("persistent");
+    assert!((ratio - expected).abs() < 1e-9 * expected, "{ratio} vs {expected}");
+    let again_path = dir.join("texture-again.json");
+    let out = trainer(&["frame", "eval", model_s, "--data", brick_s, "--chains", "3", "--rounds", "2", "--steps", "2", "--reference", model_s, "--json", again_path.to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&again_path).expect("scores")).expect("JSON");
+    assert_eq!(again["persistent"], scores["persistent"], "the model's own chains, read the same way");
+    let out = trainer(&["frame", "eval", model_s, "--data", brick_s, "--chains", "0", "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("at least one chain"), "{}", stderr(&out));
+
     let cd = dir.join("cd");
     let out = trainer(&[&["frame", "train", "--experiment", "reconstruction", "--data", assets_s, "--run", cd.to_str().expect("utf-8"), "--iterations", "3"][..], &tiny[..]].concat());
     assert!(out.status.success(), "CD training failed: {}", stderr(&out));
@@ -192,6 +215,8 @@ fn frame_commands_reject_bad_input_with_reasons() {
     assert!(!missing.status.success() && stderr(&missing).contains("nope.png"), "{}", stderr(&missing));
     let short_run = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm"));
     let out = trainer(&["frame", "figure", short_run.to_str().expect("utf-8"), "--data", brick_s, "--out", dir.join("f.png").to_str().expect("utf-8"), "--device", "flex"]);
+    assert!(!out.status.success() && stderr(&out).contains("not a generative ConvNet model"), "{}", stderr(&out));
+    let out = trainer(&["frame", "eval", short_run.to_str().expect("utf-8"), "--data", brick_s, "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("not a generative ConvNet model"), "{}", stderr(&out));
     let out = trainer(&["sample", short_run.to_str().expect("utf-8"), "--width", "0", "--out", dir.join("s").to_str().expect("utf-8"), "--device", "flex"]);
     assert!(!out.status.success() && stderr(&out).contains("at least 1"), "{}", stderr(&out));

@@ -64,8 +64,8 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
     let runs = scratch("zoo");
     let names = recipes();
     assert!(
-        names.len() >= 7,
-        "the zoo lists digits, fashion, multigrid, MEG and three textures: {names:?}"
+        names.len() >= 10,
+        "the zoo lists digits, fashion, multigrid, MEG, three textures and their persistent yardsticks: {names:?}"
     );
     for name in &names {
         let recipe = json(&repository().join(format!("zoo/{name}.json")));
@@ -124,6 +124,27 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
                 .as_f64()
                 .expect("accuracy");
             assert!(accuracy > 0.6, "{name}: classifier accuracy {accuracy}");
+        }
+        if let Some(texture) = recipe["evaluate"].get("texture") {
+            // Fresh chains against persistent ones: the reference recipe's (trained first, as
+            // its own run) or, for a persistently trained recipe, its own.
+            let scores = &card["metrics"]["texture"];
+            assert_eq!(scores["chains"], 2, "{name}: {card}");
+            let fresh = scores["fresh"]["mean"].as_f64().expect("fresh distance");
+            let persistent = scores["persistent"]["mean"]
+                .as_f64()
+                .expect("persistent distance");
+            assert!(fresh.is_finite() && fresh > 0.0 && persistent > 0.0, "{name}: {card}");
+            let ratio = scores["fresh_over_persistent"].as_f64().expect("ratio");
+            assert!((ratio - fresh / persistent).abs() < 1e-9 * ratio, "{name}: {card}");
+            match texture.get("reference").and_then(|r| r.as_str()) {
+                Some(reference) => {
+                    assert_eq!(card["metrics"]["texture_reference"], reference);
+                    let other = runs.join(format!("zoo-{reference}-smoke/model.ebm"));
+                    assert!(other.is_file(), "{name}: its reference was trained");
+                }
+                None => assert!(card["metrics"].get("texture_reference").is_none()),
+            }
         }
     }
 
