@@ -102,6 +102,7 @@ async function loadModel(source, label) {
     const started = performance.now();
     await model.warmUp();
     const provenance = model.info.manifest.provenance ?? {};
+    $('quality').textContent = qualityLine(state.listing?.find((m) => m.url === source));
     $('status').textContent = `${label}: ${model.info.family}, ${model.info.channels}×${model.info.height}×${model.info.width}, trained ${provenance.iterations ?? '?'} iterations on ${provenance.dataset || 'unknown data'}; warmed up in ${(performance.now() - started).toFixed(0)} ms. Press Generate.`;
   } catch (error) {
     state.model = null;
@@ -271,8 +272,28 @@ function updateOutputs() {
   $('temperature-out').textContent = Number($('temperature').value).toPrecision(2);
 }
 
+// What the zoo measured for a listed model (models/models.json, written by
+// `scripts/train-zoo.sh report --install`), in one line; empty for models without figures.
+function qualityLine(entry) {
+  const q = entry?.quality;
+  if (!q || !Object.keys(q).length) return '';
+  const parts = [];
+  if (q.confident_share !== undefined) {
+    parts.push(`${(100 * q.confident_share).toFixed(1)} % of ${q.samples} samples read as a digit with confidence above 0.9 (real digits ${(100 * q.real_confident_share).toFixed(1)} %), label entropy ${q.label_entropy.toFixed(2)} nats`);
+  }
+  if (q.fid !== undefined) parts.push(`FID ${q.fid.toFixed(1)} over ${q.fid_samples} samples (real-vs-real floor ${q.fid_floor.toFixed(1)})`);
+  if (q.fresh_distance !== undefined) {
+    const persistent = q.persistent_distance === null ? '' : ` (persistent chains ${q.persistent_distance.toFixed(3)})`;
+    parts.push(`first-layer statistics of fresh chains ${q.fresh_distance.toFixed(3)} from the training image's${persistent}`);
+  }
+  const hours = entry.training_seconds / 3600;
+  const trained = entry.iterations ? `; trained ${entry.iterations} iterations in ${hours.toFixed(2)} h (recipe ${entry.recipe})` : '';
+  return `Measured: ${parts.join('; ')}${trained}.`;
+}
+
 async function main() {
   const models = await (await fetch('models/models.json')).json();
+  state.listing = models;
   for (const m of models) $('model').add(new Option(m.name, m.url));
   const device = params.get('device') ?? 'auto';
   $('device').value = device;

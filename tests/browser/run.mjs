@@ -232,6 +232,10 @@ async function main() {
     const badgeText = await page.locator('#backend').textContent();
     check('webgpu: the page runs on WebGPU and says so', badge === 'webgpu' && badgeText.startsWith('WebGPU'), badgeText);
     report.webgpu = await commonChecks('webgpu', page, native, 2e-3);
+    // The default model is the zoo's digits model, and the page says what the zoo measured.
+    const quality = await page.locator('#quality').textContent();
+    check('the demo opens on the zoo\'s digits model and shows its measured quality',
+      /read as a digit/.test(quality) && /FID \d+\.\d over \d+ samples/.test(quality), quality);
 
     // The demo's own buttons: generate (live chain), interpolate, inpaint.
     // The screenshot shows the model's own chain length; the plain test run keeps it short.
