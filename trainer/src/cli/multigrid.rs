@@ -236,6 +236,10 @@ pub struct TableArgs {
     /// Also save each model's inpaintings of the first 8 images per mask in this folder.
     #[arg(long)]
     figures: Option<PathBuf>,
+    /// Also write the figures as JSON here: per mask, each model's error and PSNR and the
+    /// paper's MG column.
+    #[arg(long)]
+    json: Option<PathBuf>,
     #[command(flatten)]
     sampler: SamplerArgs,
     #[command(flatten)]
@@ -470,6 +474,7 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
     let mut psnr_rows = Vec::new();
     let started = Instant::now();
+    let mut by_mask = serde_json::Map::new();
     for (k, kind) in MaskKind::DEFAULTS.into_iter().enumerate() {
         let (mut errors, mut psnrs) = (Vec::new(), Vec::new());
         for (name, model) in &models {
@@ -482,6 +487,11 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
             errors.push(scores.error);
             psnrs.push(scores.psnr);
         }
+        let mut entry: serde_json::Map<String, serde_json::Value> =
+            models.iter().zip(errors.iter().zip(&psnrs)).map(|((name, _), (error, psnr))| (name.clone(), serde_json::json!({ "error": error, "psnr": psnr }))).collect();
+        // The paper's MG column: the last of Table 4's five.
+        entry.insert("paper_mg".into(), serde_json::json!({ "error": PAPER_TABLE[k].1[4], "psnr": PAPER_TABLE[k + 3].1[4] }));
+        by_mask.insert(kind.name().to_string(), entry.into());
         rows.push((format!("error {}", kind.name()), errors));
         psnr_rows.push((format!("PSNR {}", kind.name()), psnrs));
     }
@@ -501,6 +511,10 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
         writeln!(text, "| {label} | {} | {} |", ours.join(" | "), paper.join(" | "))?;
     }
     atomic_write(&args.out, text.as_bytes())?;
+    if let Some(path) = &args.json {
+        let value = serde_json::json!({ "count": count, "masks": by_mask });
+        atomic_write(path, &serde_json::to_vec_pretty(&value)?)?;
+    }
     print!("{text}");
     eprintln!("wrote {}", args.out.display());
     Ok(())

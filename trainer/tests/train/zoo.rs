@@ -125,6 +125,17 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
                 .expect("accuracy");
             assert!(accuracy > 0.6, "{name}: classifier accuracy {accuracy}");
         }
+        if recipe["evaluate"].get("inpainting").is_some() {
+            // Every mask of the paper's Table 4, with the error on a 0–1 scale beside the paper's.
+            let inpainting = &card["metrics"]["inpainting"];
+            assert_eq!(inpainting["count"], 4, "{name}: {card}");
+            for mask in ["square", "doodle", "pepper-salt"] {
+                let error = inpainting["masks"][mask]["MG"]["error"].as_f64().expect("error");
+                assert!((0.0..=1.0).contains(&error) && error > 0.0, "{name} {mask}: {card}");
+                let paper = inpainting["masks"][mask]["paper_mg"]["error"].as_f64().expect("paper");
+                assert!((0.03..0.05).contains(&paper), "{name} {mask}: the paper's MG error, {paper}");
+            }
+        }
         if let Some(texture) = recipe["evaluate"].get("texture") {
             // Fresh chains against persistent ones: the reference recipe's (trained first, as
             // its own run) or, for a persistently trained recipe, its own.
