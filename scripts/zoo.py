@@ -39,6 +39,7 @@ REQUIRED = {
     "smoke": dict,
     "evaluate": dict,
     "picture": list,
+    "install": str,
     "image_size": int,
     "choices": list,
 }
@@ -85,11 +86,6 @@ def load_recipe(name):
         raise ZooError(f"zoo/{name}.json: family '{recipe['family']}' is not one of {sorted(FAMILIES)}")
     if not all(isinstance(a, str) for a in recipe["train"] + recipe["picture"]):
         raise ZooError(f"zoo/{name}.json: 'train' and 'picture' hold strings only")
-    if "install" not in recipe or not (recipe["install"] is None or isinstance(recipe["install"], str)):
-        raise ZooError(f"zoo/{name}.json: 'install' must be the demo's file name, or null for a model the demo does not list")
-    reference = recipe["evaluate"].get("texture", {}).get("reference")
-    if reference is not None and (not isinstance(reference, str) or reference == name):
-        raise ZooError(f"zoo/{name}.json: the texture evaluation's 'reference' must name another recipe")
     for flag in ("--data", "--run", "--resume"):
         if flag in recipe["train"]:
             raise ZooError(f"zoo/{name}.json: 'train' must not set {flag} (the zoo sets it)")
@@ -299,17 +295,6 @@ def evaluate_model(recipe, run, data, smoke):
         texture = spec["texture"]
         out = os.path.join(run, "eval-texture.json")
         command = ["frame", "eval", model, "--data", data, "--json", out, "--chains", str(2 if smoke else texture.get("chains", 8)), "--rounds", str(2 if smoke else texture.get("rounds", 10))]
-        if texture.get("reference"):
-            # The yardstick: a persistently trained model of the same image, trained (or
-            # resumed) first as a recipe of its own.
-            print(f"zoo: {recipe['name']} is measured against {texture['reference']}'s persistent chains", file=sys.stderr)
-            other = os.path.join(runs_root(), f"zoo-{texture['reference']}" + ("-smoke" if smoke else ""))
-            card = read_json(os.path.join(other, "card.json"), {})
-            if not (card.get("finished") and card.get("metrics")):
-                train(texture["reference"], smoke=smoke)
-            reference = os.path.join(other, "model.ebm")
-            command += ["--reference", reference]
-            metrics["texture_reference"] = texture["reference"]
         must_run(command, "frame eval")
         metrics["texture"] = read_json(out)
     return metrics
@@ -407,10 +392,10 @@ def report(install):
         "- **Inpainting** (`trainer multigrid table`): held-out test images under the paper's three masks (a 32×32 square,",
         "  a 25 % doodle, 30 % pepper-and-salt), the mean absolute error over the missing pixels on a 0–1 scale, beside",
         "  the paper's MG column of Table 4.",
-        "- **Textures** (`trainer frame eval`): the mean response of every first-layer filter over 8 chains, as the relative",
-        "  distance to the training image's (0 = matched, a chain at its start ≈ 1), read by the scored model's own filters:",
-        "  fresh chains after the model's own sampler (a new canvas), the persistent chains a paper-style run keeps (its",
-        "  `-persistent` recipe, same image and budget), their ratio, a 2× canvas, and the fresh chains after 10 rounds.",
+        "- **Textures** (`trainer frame eval`): the mean response of every first-layer filter, as the relative distance to",
+        "  the training image's (0 = matched, a chain at its start ≈ 1), read by the model's own filters: 8 fresh chains",
+        "  after the model's own sampler (a new canvas), the persistent chains training kept (cut to the image's size),",
+        "  their ratio, fresh chains on a 2× canvas, and the fresh chains after a second round.",
         "",
     ]
     lines += ["| model | family | data | iterations | training time | quality | target |", "|---|---|---|---|---|---|---|"]
@@ -443,7 +428,7 @@ def install_models(cards):
     listing_path = os.path.join(REPO, "www/models/models.json")
     listing = read_json(listing_path, [])
     for recipe, run, card in cards:
-        if not card or not card.get("finished") or not recipe["install"]:
+        if not card or not card.get("finished"):
             continue
         target = os.path.join(REPO, "www/models", recipe["install"])
         shutil.copyfile(os.path.join(run, "model.ebm"), target)
@@ -522,8 +507,7 @@ def quality_text(metrics):
     if texture:
         text = f"first-layer distance: fresh chains {texture['fresh']['mean']:.3f}"
         if texture["persistent"]:
-            whose = f"{metrics['texture_reference']}'s" if metrics.get("texture_reference") else "its own"
-            text += f", {whose} persistent chains {texture['persistent']['mean']:.3f} (ratio {texture['fresh_over_persistent']:.2f})"
+            text += f", persistent chains {texture['persistent']['mean']:.3f} (ratio {texture['fresh_over_persistent']:.2f})"
         text += f", {texture['scale']}× canvas {texture['large']['mean']:.3f}, after {texture['rounds']} rounds {texture['long_run']['mean']:.3f}"
         parts.append(text)
     return "; ".join(parts) or "—"

@@ -64,8 +64,8 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
     let runs = scratch("zoo");
     let names = recipes();
     assert!(
-        names.len() >= 10,
-        "the zoo lists digits, fashion, multigrid, MEG, three textures and their persistent yardsticks: {names:?}"
+        names.len() >= 7,
+        "the zoo lists digits, fashion, multigrid, MEG and three textures: {names:?}"
     );
     for name in &names {
         let recipe = json(&repository().join(format!("zoo/{name}.json")));
@@ -136,9 +136,8 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
                 assert!((0.03..0.05).contains(&paper), "{name} {mask}: the paper's MG error, {paper}");
             }
         }
-        if let Some(texture) = recipe["evaluate"].get("texture") {
-            // Fresh chains against persistent ones: the reference recipe's (trained first, as
-            // its own run) or, for a persistently trained recipe, its own.
+        if recipe["evaluate"].get("texture").is_some() {
+            // Fresh chains against the persistent chains the model keeps from training.
             let scores = &card["metrics"]["texture"];
             assert_eq!(scores["chains"], 2, "{name}: {card}");
             let fresh = scores["fresh"]["mean"].as_f64().expect("fresh distance");
@@ -148,14 +147,6 @@ fn every_zoo_recipe_trains_resumes_and_writes_its_card() {
             assert!(fresh.is_finite() && fresh > 0.0 && persistent > 0.0, "{name}: {card}");
             let ratio = scores["fresh_over_persistent"].as_f64().expect("ratio");
             assert!((ratio - fresh / persistent).abs() < 1e-9 * ratio, "{name}: {card}");
-            match texture.get("reference").and_then(|r| r.as_str()) {
-                Some(reference) => {
-                    assert_eq!(card["metrics"]["texture_reference"], reference);
-                    let other = runs.join(format!("zoo-{reference}-smoke/model.ebm"));
-                    assert!(other.is_file(), "{name}: its reference was trained");
-                }
-                None => assert!(card["metrics"].get("texture_reference").is_none()),
-            }
         }
     }
 
