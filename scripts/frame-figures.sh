@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The generative ConvNet figures of the README, on this 2-core CPU in about half an hour:
+# The generative ConvNet figures of docs/frame.md, on this 2-core CPU in about half an hour:
 #   textures  brick, grass, gravel (scikit-image, CC0): training | synthesis | 2× synthesis
 #   objects   10 Fashion-MNIST sneakers (aligned objects, object net)
 #   cd        contrastive divergence on 10 GIMP wood patterns: images and reconstructions

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The MEG figures and tables of the README, on this 2-core CPU in about 1.5 hours:
+# The MEG figures and tables of docs/meg.md, on this 2-core CPU in about 1.5 hours:
 #   toy        25 gaussians, swiss roll, 8 gaussians: softmax(−E) on a grid over [−2, 2]² (250² for the
-#              README; the paper's 500² is the command's default)
+#              docs/meg.md; the paper's 500² is the command's default)
 #              and 2 000 generator samples (2 000 iterations, widths ÷4, batch 256, Adam 1e-3)
 #   classifier the project's MNIST classifier (3 epochs on the 60 000 training digits)
 #   modes      3-StackedMNIST (600 iterations, widths ÷8, Adam 1e-4, λ 10 on the paper's per-sample

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The multigrid figures and inpainting table of the README, on this 2-core CPU in about 1.5 hours:
+# The multigrid figures and inpainting table of docs/multigrid.md, on this 2-core CPU in about 1.5 hours:
 #   samples   a multigrid model of 1 000 Fashion-MNIST ankle boots at 64×64 (15 epochs = 300 iterations):
 #             the 4×4, 16×16 and 64×64 grids of 16 chains from scratch, and 16 chains from one 1×1 start
 #   table     multigrid, single-grid, CD-1 and persistent CD learned conditionally (a 32×32 hole at a

@@ -55,7 +55,7 @@ pub struct FrameTrainArgs {
     /// Continue the run in --run from its last checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Training image side (paper: 224; the CPU figures in the README use 48, objects 32).
+    /// Training image side (paper: 224; the CPU figures in docs/frame.md use 48, objects 32).
     #[arg(long, default_value_t = 224)]
     image_size: usize,
     /// Channels: 1 or 3 (default: the data's).

@@ -46,7 +46,7 @@ pub enum MegCommand {
 
 #[derive(Args, Debug)]
 pub struct KddArgs {
-    /// The `kddcup.data_10_percent_corrected` CSV (not installable here; see the README).
+    /// The `kddcup.data_10_percent_corrected` CSV (not installable here; see docs/meg.md).
     #[arg(long)]
     data: PathBuf,
     /// Iterations (one generator and one energy step each, batch 256).
