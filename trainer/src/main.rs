@@ -367,10 +367,26 @@ struct BenchArgs {
 static ALLOCATOR: &peakmem_alloc::PeakMemAlloc<mimalloc::MiMalloc> = &trainer::bench::HEAP;
 
 fn main() {
+    quiet_when_stdout_closes();
     if let Err(error) = dispatch(Cli::parse().command) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
+}
+
+/// Ends the process quietly, with status 0, when the reader of stdout has gone away
+/// (`trainer info MODEL | head`). Rust ignores SIGPIPE, so `println!` panics on the closed
+/// pipe with a backtrace; a command-line tool should stop as Unix tools do instead.
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Runs one command (also used by `trainer report`, which runs the commands it lists).

@@ -120,6 +120,24 @@ fn bad_input_gives_readable_errors_not_panics() {
 }
 
 #[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `trainer info MODEL | head`: the reader goes away before the model is even read, so every
+    // line goes to a closed pipe.
+    let model = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/mnist-shortrun.ebm"));
+    let mut child = trainer_command()
+        .args(["info", model.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("trainer starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("trainer ends");
+    let message = stderr(&out);
+    assert!(!message.contains("panicked") && !message.contains("Broken pipe"), "{message}");
+    assert_eq!(out.status.code(), Some(0), "{message}");
+}
+
+#[test]
 fn frame_texture_and_reconstruction_end_to_end() {
     let dir = scratch("frame");
     let assets = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/textures"));
