@@ -214,6 +214,9 @@ impl Manifest {
                 )));
             }
         }
+        for (stage, langevin) in self.sampler.langevin.iter().enumerate() {
+            langevin.validate().map_err(|e| ModelFileError::Data(format!("its Langevin settings (stage {stage}) are unusable: {e}")))?;
+        }
         if let Some(mala) = &self.sampler.mala {
             crate::generate::check_mala(mala).map_err(|e| ModelFileError::Data(format!("its MALA defaults are unusable: {e}")))?;
         }

@@ -127,20 +127,15 @@ impl Overrides {
             config.steps = steps;
         }
         if let Some(step_size) = self.step_size {
-            if !(step_size.is_finite() && step_size >= 0.0) {
-                return Err(GenerateError::Setting { name: "step size", value: step_size, why: "it must be finite and non-negative" });
-            }
             config.step_size = step_size;
         }
         if let Some(noise) = self.noise {
-            if !(noise.is_finite() && noise >= 0.0) {
-                return Err(GenerateError::Setting { name: "noise", value: noise, why: "it must be finite and non-negative" });
-            }
             config.noise = noise;
         }
         if self.noise_free {
             config = config.noise_free();
         }
+        config.validate()?;
         Ok(config)
     }
 }
@@ -211,6 +206,40 @@ pub fn meg_nets(model: &Model) -> Result<GeneratedEnergy<'_>, GenerateError> {
     let generator = model.stacks.iter().find(|s| s.role == Role::Generator).map(|s| &s.stack);
     let generator = generator.ok_or(GenerateError::Unsupported { task: "sampling through a generator", family: model.manifest.model.family_name() })?;
     Ok(GeneratedEnergy { generator, energy })
+}
+
+/// Longest Langevin chain a model file or a caller may ask for (the papers' longest is a few
+/// thousand steps).
+pub const MAX_LANGEVIN_STEPS: usize = 1_000_000;
+
+impl LangevinConfig {
+    /// Checks that a chain with these settings can run and end: at most
+    /// [`MAX_LANGEVIN_STEPS`] steps, a finite non-negative step size and noise, a finite
+    /// positive reference σ, and a clip range of two finite numbers, low below high. Model files
+    /// (every stage of `sampler.langevin`) and callers' overrides both pass through here.
+    pub fn validate(&self) -> Result<(), GenerateError> {
+        let bad = |name, value: f64, why| Err(GenerateError::Setting { name, value, why });
+        if self.steps > MAX_LANGEVIN_STEPS {
+            return bad("steps", self.steps as f64, "at most 1 000 000 steps (MAX_LANGEVIN_STEPS)");
+        }
+        if !(self.step_size.is_finite() && self.step_size >= 0.0) {
+            return bad("step size", self.step_size, "it must be finite and non-negative");
+        }
+        if !(self.noise.is_finite() && self.noise >= 0.0) {
+            return bad("noise", self.noise, "it must be finite and non-negative");
+        }
+        if let Some(sigma) = self.reference_sigma
+            && !(sigma.is_finite() && sigma > 0.0)
+        {
+            return bad("reference sigma", sigma, "it must be a finite number above 0");
+        }
+        if let Some([low, high]) = self.clip
+            && !(low.is_finite() && high.is_finite() && low < high)
+        {
+            return bad("clip low", low, "the clip range must be two finite numbers, the low one below the high one");
+        }
+        Ok(())
+    }
 }
 
 /// Longest MALA chain a caller may ask for (the authors' longest is 100).
@@ -531,10 +560,37 @@ mod tests {
     }
 
     #[test]
+    fn langevin_settings_that_cannot_run_are_named() {
+        let base = LangevinConfig::delta(10, 0.3, 1.0);
+        assert_eq!(base.validate(), Ok(()));
+        assert_eq!(LangevinConfig { steps: MAX_LANGEVIN_STEPS, clip: Some([0.0, 255.0]), ..base }.validate(), Ok(()));
+        let cases = [
+            (LangevinConfig { steps: MAX_LANGEVIN_STEPS + 1, ..base }, "steps"),
+            (LangevinConfig { noise: -0.01, ..base }, "noise"),
+            (LangevinConfig { step_size: f64::INFINITY, ..base }, "step size"),
+            (LangevinConfig { reference_sigma: Some(0.0), ..base }, "reference sigma"),
+            (LangevinConfig { reference_sigma: Some(f64::NAN), ..base }, "reference sigma"),
+            (LangevinConfig { clip: Some([1.0, -1.0]), ..base }, "clip low"),
+            (LangevinConfig { clip: Some([0.0, 0.0]), ..base }, "clip low"),
+            (LangevinConfig { clip: Some([f64::NEG_INFINITY, 1.0]), ..base }, "clip low"),
+        ];
+        for (config, name) in cases {
+            match config.validate() {
+                Err(GenerateError::Setting { name: found, .. }) => assert_eq!(found, name, "{config:?}"),
+                other => panic!("{config:?}: expected {name} to be refused, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn overrides_reject_unusable_values() {
         let base = LangevinConfig::short_run(10);
         let bad = Overrides { noise: Some(f64::NAN), ..Overrides::default() };
         assert!(matches!(bad.apply(base), Err(GenerateError::Setting { name: "noise", .. })));
+        let endless = Overrides { steps: Some(1_000_000_000_000_000), ..Overrides::default() };
+        assert!(matches!(endless.apply(base), Err(GenerateError::Setting { name: "steps", .. })));
+        let negative = Overrides { step_size: Some(-1.0), ..Overrides::default() };
+        assert!(matches!(negative.apply(base), Err(GenerateError::Setting { name: "step size", .. })));
         let good = Overrides { steps: Some(3), noise_free: true, ..Overrides::default() }.apply(base).expect("valid overrides");
         assert_eq!((good.steps, good.noise), (3, 0.0));
     }

@@ -127,6 +127,13 @@ fn content_errors_are_reported_by_name() {
     assert!(matches!(error, ModelFileError::Data(_)), "{error}");
     let error = load(&rewrite(|f| f.manifest["data"]["range"] = serde_json::json!([1.0, -1.0])));
     assert!(matches!(error, ModelFileError::Data(_)), "{error}");
+    // Langevin defaults that would panic (an inverted clip range) or never end.
+    let error = load(&rewrite(|f| f.manifest["sampler"]["langevin"][0]["clip"] = serde_json::json!([1.0, -1.0])));
+    assert!(matches!(error, ModelFileError::Data(_)) && error.to_string().contains("clip"), "{error}");
+    let error = load(&rewrite(|f| f.manifest["sampler"]["langevin"][0]["steps"] = 1_000_000_000_000_000u64.into()));
+    assert!(matches!(error, ModelFileError::Data(_)) && error.to_string().contains("steps"), "{error}");
+    let error = load(&rewrite(|f| f.manifest["sampler"]["langevin"][0]["noise"] = (-0.5).into()));
+    assert!(matches!(error, ModelFileError::Data(_)) && error.to_string().contains("noise"), "{error}");
     // Unusable MALA defaults (a MEG sampler setting).
     let error = load(&rewrite(|f| f.manifest["sampler"]["mala"] = serde_json::json!({"steps": 5, "step_size": 0.01, "temperature": 0.0, "proposal_norm": "squared"})));
     assert!(matches!(error, ModelFileError::Data(_)) && error.to_string().contains("temperature"), "{error}");
