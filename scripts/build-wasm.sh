@@ -19,6 +19,9 @@ rm -rf "$out"
 mkdir -p "$out"
 "$tools/bin/wasm-bindgen" --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$out" --out-name ebm_runtime \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/runtime_wasm.wasm"
+# One static module whose createGlue() gives each wasm instance its own glue state: what crash
+# recovery needs, in a form bundlers follow (runtime-wasm/tools/glue-factory.mjs says why).
+node runtime-wasm/tools/glue-factory.mjs "$out/ebm_runtime.js"
 # wasm-opt -Oz halves the size (binaryen from npm: Debian's is too old for today's wasm). It
 # takes minutes, so its output is cached by the input's hash.
 wasm="$out/ebm_runtime_bg.wasm"
@@ -41,7 +44,7 @@ if [ "${EBM_WASM_OPT:-1}" = 1 ]; then
   fi
   cp "$cache/$key.wasm" "$wasm"
 fi
-cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,draw.js,index.d.ts,package.json,README.md} "$out/"
+cp runtime-wasm/js/{ebm.js,client.js,worker.js,element.js,draw.js,index.d.ts,worker.d.ts,element.d.ts,draw.d.ts,package.json,README.md} "$out/"
 raw=$(stat -c %s "$out/ebm_runtime_bg.wasm")
 gz=$(gzip -9 -c "$out/ebm_runtime_bg.wasm" | wc -c)
 echo "build-wasm: $out/ebm_runtime_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"

@@ -34,4 +34,6 @@ fixtures=$(mktemp -d)
 "$CARGO_TARGET_DIR/debug/examples/meg_fixture" "$fixtures/meg"
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 node tests/browser/run.mjs --www www --fixtures "$fixtures" ${EBM_SCREENSHOT:+--screenshot "$EBM_SCREENSHOT"}
+echo "== the npm package: Vite app, another origin, TypeScript consumer, memory =="
+node tests/browser/package.mjs --pkg www/pkg --fixtures "$fixtures"
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

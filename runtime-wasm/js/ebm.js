@@ -4,7 +4,8 @@
 // typed errors, and recovery: a WebGPU device loss or a crash of the wasm instance is reported
 // once, and the next call transparently starts a fresh instance and reloads the models.
 
-const GLUE = './ebm_runtime.js';
+import { createGlue } from './ebm_runtime.js';
+import { withImageHelpers } from './draw.js';
 
 /** An error from the runtime; `code` is stable (see index.d.ts). */
 export class EbmError extends Error {
@@ -32,25 +33,82 @@ function safeLastPanic(instance) {
   try { return instance.glue.lastPanic(); } catch { return undefined; }
 }
 
-let compiledModule = null; // WebAssembly.Module shared by every instance
-let instanceCount = 0;
+const CACHE_NAME = 'ebm-runtime';
 
-async function newInstance(wasmUrl) {
-  instanceCount += 1;
-  // A fresh import of the glue gives fresh wasm memory and fresh burn globals.
-  const glue = await import(`${GLUE}?instance=${instanceCount}`);
-  if (!compiledModule) {
-    const url = wasmUrl ?? new URL('./ebm_runtime_bg.wasm', import.meta.url);
-    const response = await fetch(url);
-    if (!response.ok) throw new EbmError('fetch-failed', `cannot download the runtime ${url}: HTTP ${response.status}`);
-    compiledModule = await WebAssembly.compileStreaming(response).catch(async () =>
-      WebAssembly.compile(await (await fetch(url)).arrayBuffer()));
+/** Deletes what `cache: true` stored in the Cache API (the runtime and models). Resolves to
+ *  whether there was anything to delete. */
+export async function clearCache() {
+  if (typeof caches === 'undefined') return false;
+  return caches.delete(CACHE_NAME);
+}
+
+// Fetches `url`, from the Cache API first when `cache` is set (storing what it downloads).
+async function fetchCached(url, { cache, signal } = {}) {
+  const store = cache && typeof caches !== 'undefined' ? await caches.open(CACHE_NAME).catch(() => null) : null;
+  const key = String(url);
+  const hit = store && await store.match(key);
+  if (hit) return hit;
+  const response = await fetch(url, { signal });
+  if (store && response.ok) await store.put(key, response.clone()).catch(() => {});
+  return response;
+}
+
+// A response whose body reports its bytes to `onProgress` as they arrive.
+function withProgress(response, onProgress, stage) {
+  const total = Number(response.headers.get('content-length')) || null;
+  if (!onProgress || !response.body) return response;
+  let loaded = 0;
+  const counted = response.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      loaded += chunk.byteLength;
+      onProgress({ stage, loaded, total });
+      controller.enqueue(chunk);
+    },
+  }));
+  return new Response(counted, { status: response.status, headers: response.headers });
+}
+
+// The smallest module with a SIMD instruction (i32.const 0; i8x16.splat): the runtime needs
+// SIMD, and a browser without it should hear so instead of a compile error.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 15, 11]);
+
+let compiled = null; // {url, module: Promise<WebAssembly.Module>} shared by every instance
+
+async function compileRuntime(url, { onProgress, cache }) {
+  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
+    throw new EbmError('unsupported-browser', 'this browser lacks WebAssembly SIMD, which the runtime needs');
   }
-  const exports = await glue.default({ module_or_path: compiledModule });
+  let response;
+  try {
+    response = await fetchCached(url, { cache });
+  } catch (error) {
+    throw new EbmError('fetch-failed', `cannot download the runtime ${url}: ${error.message ?? error}`);
+  }
+  if (!response.ok) throw new EbmError('fetch-failed', `cannot download the runtime ${url}: HTTP ${response.status}`);
+  const counted = withProgress(response, onProgress, 'runtime');
+  try {
+    // Streaming compilation overlaps the download; it needs the wasm MIME type.
+    if (/^application\/wasm/.test(response.headers.get('content-type') ?? '')) return await WebAssembly.compileStreaming(counted);
+    return await WebAssembly.compile(await counted.arrayBuffer());
+  } catch (error) {
+    throw new EbmError('unsupported-browser', `this browser cannot compile the runtime (${error.message ?? error})`);
+  }
+}
+
+// A fresh wasm instance with its own copy of the glue's state; the compiled module is shared.
+async function newInstance({ wasmUrl, onProgress, cache }) {
+  const url = String(wasmUrl ?? new URL('./ebm_runtime_bg.wasm', import.meta.url));
+  if (!compiled || compiled.url !== url) {
+    compiled = { url, module: compileRuntime(url, { onProgress, cache }) };
+    compiled.module.catch(() => { compiled = null; });
+  }
+  const module = await compiled.module;
+  const glue = createGlue();
+  const exports = await glue.init({ module_or_path: module });
   // The static constructors (cubecl's registries), once: the module exports them so that the
   // linker does not re-run them at the start of every exported function (runtime-wasm/build.rs).
   exports.__wasm_call_ctors?.();
-  return { glue, alive: true };
+  return { glue, alive: true, memory: exports.memory };
 }
 
 // Probes WebGPU before the wasm side touches it, so that a browser without it gets a clear
@@ -70,7 +128,7 @@ async function probeWebgpu() {
   }
 }
 
-async function readWithProgress(source, { onProgress, signal } = {}) {
+async function readModel(source, { onProgress, signal, cache } = {}) {
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
   if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
@@ -80,60 +138,54 @@ async function readWithProgress(source, { onProgress, signal } = {}) {
   }
   let response;
   try {
-    response = await fetch(source, { signal });
+    response = await fetchCached(source, { cache, signal });
   } catch (error) {
     if (error && error.name === 'AbortError') throw new EbmError('cancelled', 'the download was cancelled');
     throw new EbmError('fetch-failed', `cannot download ${source}: ${error.message ?? error}`);
   }
   if (!response.ok) throw new EbmError('fetch-failed', `cannot download ${source}: HTTP ${response.status}`);
-  const total = Number(response.headers.get('content-length')) || null;
-  if (!response.body) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    onProgress?.({ loaded: bytes.length, total: bytes.length });
+  try {
+    const bytes = new Uint8Array(await withProgress(response, onProgress, 'model').arrayBuffer());
+    if (!response.body) onProgress?.({ stage: 'model', loaded: bytes.length, total: bytes.length });
     return bytes;
+  } catch (error) {
+    if (error && error.name === 'AbortError') throw new EbmError('cancelled', 'the download was cancelled');
+    throw new EbmError('fetch-failed', `cannot download ${source}: ${error.message ?? error}`);
   }
-  const reader = response.body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress?.({ loaded, total });
-  }
-  const bytes = new Uint8Array(loaded);
-  let offset = 0;
-  for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
-  return bytes;
 }
 
 /**
  * Creates a runtime. `device`: 'auto' (WebGPU on a hardware adapter, else the CPU: a software
  * adapter such as SwiftShader is slower than the CPU backend), 'webgpu' or 'cpu'.
- * @param {{device?: 'auto'|'webgpu'|'cpu', wasmUrl?: string|URL}} [options]
+ * `onProgress` hears the runtime's download (`{stage: 'runtime', loaded, total}`); `cache: true`
+ * keeps the runtime and the models in the Cache API (`clearCache()` empties it).
+ * @param {{device?: 'auto'|'webgpu'|'cpu', wasmUrl?: string|URL, cache?: boolean, onProgress?: Function}} [options]
  */
 export async function createRuntime(options = {}) {
   const runtime = new EbmRuntime(options);
-  await runtime.restart();
+  await runtime.ensureAlive(options.onProgress);
   return runtime;
 }
 
 export class EbmRuntime {
-  constructor({ device = 'auto', wasmUrl } = {}) {
+  constructor({ device = 'auto', wasmUrl, cache = false } = {}) {
     if (!['auto', 'webgpu', 'cpu'].includes(device)) {
       throw new EbmError('invalid-option', `option "device": "${device}" is not one of auto, webgpu, cpu`);
     }
+    if (typeof cache !== 'boolean') throw new EbmError('invalid-option', `option "cache": ${JSON.stringify(cache)} is not true or false`);
     this.preference = device;
     this.wasmUrl = wasmUrl;
+    this.cache = cache;
     this.instance = null;
+    this.restarting = null;
+    this.disposed = false;
     this.models = new Set();
     this.backend = null;
   }
 
   /** (Re)starts the wasm instance and reloads every model. */
-  async restart() {
-    const instance = await newInstance(this.wasmUrl);
+  async restart(onProgress) {
+    const instance = await newInstance({ wasmUrl: this.wasmUrl, onProgress, cache: this.cache });
     let device = this.preference;
     let fallbackReason = null;
     let adapterName = '';
@@ -177,14 +229,21 @@ export class EbmRuntime {
     for (const [name, listener] of Object.entries(this.crashWatcher)) globalThis.addEventListener(name, listener);
   }
 
-  async ensureAlive() {
-    if (!this.instance || !this.instance.alive) await this.restart();
+  // Starts an instance when there is none or the last one crashed. Calls that arrive while a
+  // restart runs wait for that one instead of starting their own.
+  async ensureAlive(onProgress) {
+    if (this.disposed) throw new EbmError('disposed', 'this runtime was disposed');
+    if (this.instance?.alive) return;
+    this.restarting ??= this.restart(onProgress).finally(() => { this.restarting = null; });
+    await this.restarting;
   }
 
   // Runs `body(instance)`, turning failures into EbmErrors and marking the instance dead when
   // it crashed or lost its device.
   async call(body) {
     await this.ensureAlive();
+    // dispose() may have run while this call waited for the instance.
+    if (this.disposed) throw new EbmError('disposed', 'this runtime was disposed');
     const instance = this.instance;
     let reject;
     const crashed = new Promise((_, r) => { reject = r; });
@@ -203,14 +262,36 @@ export class EbmRuntime {
   /**
    * Loads a model from a URL, Blob or bytes. Resolves to an EbmModel.
    * @param {string|URL|Blob|ArrayBuffer|Uint8Array} source
-   * @param {{onProgress?: (p: {loaded: number, total: number|null}) => void, signal?: AbortSignal}} [options]
+   * @param {{onProgress?: (p: {stage: 'model', loaded: number, total: number|null}) => void, signal?: AbortSignal, cache?: boolean}} [options]
    */
   async loadModel(source, options = {}) {
-    const bytes = await readWithProgress(source, options);
+    if (this.disposed) throw new EbmError('disposed', 'this runtime was disposed');
+    const bytes = await readModel(source, { cache: this.cache, ...options });
     const model = new EbmModel(bytes);
     await this.call(async () => model.attach(this));
     this.models.add(model);
     return model;
+  }
+
+  /**
+   * Frees every model and the wasm instance and stops listening for crashes; calls still in
+   * flight reject with a `disposed` error, and so does every later call.
+   */
+  dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const model of [...this.models]) model.dispose();
+    const instance = this.instance;
+    this.instance = null;
+    if (instance) {
+      const error = new EbmError('disposed', 'the runtime was disposed while this call ran');
+      for (const reject of instance.pending) reject(error);
+      instance.pending.clear();
+      instance.alive = false;
+      try { instance.runtime.free(); } catch { /* a crashed instance */ }
+    }
+    for (const [name, listener] of Object.entries(this.crashWatcher ?? {})) globalThis.removeEventListener(name, listener);
+    this.crashWatcher = null;
   }
 
   /** Makes the wasm instance panic, to test crash recovery. */
@@ -264,16 +345,18 @@ export class EbmModel {
 
   async run(task, options = {}) {
     const { onProgress, signal, ...rest } = options ?? {};
+    if (this.disposed) throw new EbmError('disposed', 'this model was disposed');
     if (signal?.aborted) throw new EbmError('cancelled', 'sampling was cancelled');
     const started = performance.now();
     const result = await this.runtime.call(() => this.handle.run(task, rest, onProgress ?? undefined, signal ?? undefined));
     result.millis = performance.now() - started;
     result.backend = this.runtime.backend.kind;
-    return result;
+    return withImageHelpers(result);
   }
 
-  /** Frees the model's memory. */
+  /** Frees the model's memory; later calls reject with a `disposed` error. */
   dispose() {
+    this.disposed = true;
     this.runtime?.models.delete(this);
     try { this.handle?.free(); } catch { /* the instance is gone */ }
     this.handle = null;

@@ -1,4 +1,5 @@
-// Types for the energy-based model sampler (`ebm.js` and `client.js`).
+// Types of the package's main entry (`ebm-runtime`, ebm.js): the runtime in the calling thread.
+// The other entries have their own: worker.d.ts, element.d.ts, draw.d.ts.
 
 /** Stable error codes of {@link EbmError}. */
 export type EbmErrorCode =
@@ -12,9 +13,12 @@ export type EbmErrorCode =
   | 'execution-failed'  // the device failed to run or read back a computation
   | 'diverged'          // the chain produced NaN/Inf (step size too large)
   | 'crashed'           // the wasm instance aborted; the next call starts a fresh one
-  | 'fetch-failed';     // a model or the runtime could not be downloaded
+  | 'fetch-failed'      // a model or the runtime could not be downloaded
+  | 'disposed'          // the runtime or model was disposed (or the worker terminated)
+  | 'unsupported-browser'; // no WebAssembly SIMD, no module workers, or the runtime does not compile
 
 export class EbmError extends Error {
+  constructor(code: EbmErrorCode, message: string, options?: ErrorOptions);
   readonly name: 'EbmError';
   readonly code: EbmErrorCode;
 }
@@ -69,13 +73,26 @@ export interface Images {
   acceptanceRate: number | null;
 }
 
+/** Grid layout of the image helpers: `columns` (default: a square) and `gap` pixels between. */
+export interface GridLayout {
+  columns?: number;
+  gap?: number;
+}
+
 export interface SampleResult extends Images {
   /** Wall time of the call. */
   millis: number;
   backend: 'webgpu' | 'cpu';
+  /** Image `n` as an `ImageData` (a copy); a `RangeError` outside the batch. */
+  imageData(n: number): ImageData;
+  /** The batch drawn as a grid, in an `ImageBitmap`. */
+  toImageBitmap(layout?: GridLayout): Promise<ImageBitmap>;
+  /** The batch drawn as a grid and encoded (default `image/png`). */
+  toBlob(type?: string, layout?: GridLayout): Promise<Blob>;
 }
 
-export interface ProgressEvent {
+/** A progress report of a chain (not the DOM's `ProgressEvent`). */
+export interface ChainProgress {
   step: number;
   total: number;
   /** Mean log-density (the net's f, or −E; MEG: −E(G(z))) over the chains at the latest step. */
@@ -101,7 +118,7 @@ export interface ChainOptions {
   noiseFree?: boolean;
   /** Hand back images with the progress event every this many steps. */
   frameEvery?: number;
-  onProgress?: (event: ProgressEvent) => void;
+  onProgress?: (event: ChainProgress) => void;
   signal?: AbortSignal;
 }
 
@@ -142,9 +159,19 @@ export interface InpaintOptions extends ChainOptions {
   startFromImage?: boolean;
 }
 
+/** Download progress: `stage` says whether the runtime (wasm) or a model is arriving. */
+export interface DownloadProgress {
+  stage: 'runtime' | 'model';
+  loaded: number;
+  /** `null` when the server sends no length. */
+  total: number | null;
+}
+
 export interface LoadOptions {
-  onProgress?: (progress: { loaded: number; total: number | null }) => void;
+  onProgress?: (progress: DownloadProgress) => void;
   signal?: AbortSignal;
+  /** Keep the model in the Cache API, keyed by its URL (default: the runtime's `cache`). */
+  cache?: boolean;
 }
 
 export interface EbmModel {
@@ -161,19 +188,29 @@ export interface EbmModel {
   inpaint(options: InpaintOptions): Promise<SampleResult>;
   /** Compiles shaders and allocates buffers with one tiny chain. */
   warmUp(): Promise<void>;
+  /** Frees the model; later calls reject with `disposed`. */
   dispose(): void | Promise<void>;
 }
 
 export interface EbmRuntime {
   readonly backend: BackendInfo;
   loadModel(source: string | URL | Blob | ArrayBuffer | Uint8Array, options?: LoadOptions): Promise<EbmModel>;
+  /** Frees the models and the wasm instance; pending and later calls reject with `disposed`. */
+  dispose(): void;
+}
+
+export interface RuntimeOptions {
+  device?: DevicePreference;
+  /** Where the wasm lives (default: beside ebm.js). */
+  wasmUrl?: string | URL;
+  /** Keep the runtime and the models in the Cache API (`clearCache()` empties it). Default false. */
+  cache?: boolean;
+  /** Progress of the runtime's download (`stage: 'runtime'`). */
+  onProgress?: (progress: DownloadProgress) => void;
 }
 
 /** A runtime in the calling thread (page or worker). */
-export function createRuntime(options?: { device?: DevicePreference; wasmUrl?: string | URL }): Promise<EbmRuntime>;
+export function createRuntime(options?: RuntimeOptions): Promise<EbmRuntime>;
 
-/** A runtime in a dedicated Web Worker; same API. */
-export function createWorkerRuntime(options?: { device?: DevicePreference; workerUrl?: string | URL }): Promise<EbmRuntime & { terminate(): void }>;
-
-/** Draws a batch on a canvas as a grid of `columns` (`draw.js`; pages only). */
-export function drawGrid(canvas: HTMLCanvasElement, images: Images, columns: number, gap?: number): void;
+/** Deletes what `cache: true` stored; resolves to whether there was anything. */
+export function clearCache(): Promise<boolean>;

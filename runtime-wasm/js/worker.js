@@ -27,13 +27,14 @@ self.onmessage = async ({ data }) => {
   }
   try {
     if (op === 'create') {
-      runtime = await createRuntime(data.options);
+      runtime = await createRuntime({ ...data.options, onProgress: (progress) => reply(id, { loadProgress: progress }) });
       reply(id, { ok: true, value: runtime.backend });
     } else if (op === 'load') {
       const controller = new AbortController();
       controllers.set(id, controller);
       const model = await runtime.loadModel(data.source, {
         signal: controller.signal,
+        ...(data.cache === undefined ? {} : { cache: data.cache }),
         onProgress: (progress) => reply(id, { loadProgress: progress }),
       });
       const handle = nextModel++;
