@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine (run as root, or with sudo
 # available): the Rust wasm target, Vulkan's CPU driver (lavapipe) for wgpu tests without a GPU,
-# Chromium (its SwiftShader gives headless WebGPU) and Node.js for the browser tests, python3
-# with pip and unzip for fetching the FID Inception weights.
+# Chromium (its SwiftShader gives headless WebGPU), Firefox ESR (the second engine) and Node.js
+# for the browser tests, python3 with pip and unzip for fetching the FID Inception weights.
 # Safe to re-run: it skips what is already there.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
-for package in mesa-vulkan-drivers libvulkan1 chromium; do
+for package in mesa-vulkan-drivers libvulkan1 chromium firefox-esr; do
   dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 command -v node >/dev/null || need_apt+=(nodejs)

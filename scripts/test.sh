@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All tests: native (flex CPU backend and wgpu over Vulkan — lavapipe where no GPU exists),
 # the browser runtime built for wasm32 and driven in headless Chromium (SwiftShader WebGPU and
-# the CPU fallback), compared with the native trainer's output.
+# the CPU fallback) and Firefox, compared with the native trainer's output, and the runtime's
+# npm package used as web developers do (Vite, another origin, TypeScript).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +37,6 @@ fixtures=$(mktemp -d)
 node tests/browser/run.mjs --www www --fixtures "$fixtures" ${EBM_SCREENSHOT:+--screenshot "$EBM_SCREENSHOT"}
 echo "== the npm package: Vite app, another origin, TypeScript consumer, memory =="
 node tests/browser/package.mjs --pkg www/pkg --fixtures "$fixtures"
+echo "== a second engine: headless Firefox over WebDriver BiDi =="
+node tests/browser/firefox.mjs --www www --fixtures "$fixtures"
 echo "== all tests passed in $(( $(date +%s) - start )) s =="
