@@ -5,7 +5,7 @@ import { EndlessTexture } from './texture.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { runtime: null, model: null, info: null, last: null, picked: null, mask: null, controller: null, texture: null };
+const state = { runtime: null, device: null, model: null, info: null, last: null, cursor: 0, picked: null, mask: null, brushAt: null, controller: null, texture: null };
 // Tests and the benchmark read this.
 window.demo = { state, ready: null, generated: 0, errors: [] };
 
@@ -22,6 +22,8 @@ function setBusy(busy) {
   for (const id of ['generate', 'interpolate', 'inpaint', 'texture-start']) $(id).disabled = busy || !state.model;
   $('texture-extend').disabled = busy || !state.texture;
   $('stop').disabled = !busy;
+  // Screen readers hold a busy live region's changes: they hear the outcome, not every step.
+  $('status').setAttribute('aria-busy', String(busy));
 }
 
 function describeBackend(backend) {
@@ -136,8 +138,9 @@ async function generate() {
         $('status').textContent = `step ${event.step}/${event.total} · ${measure} · ${(event.step / seconds).toFixed(1)} steps/s`;
       },
     });
-    drawGrid($('grid'), result, COLUMNS);
     state.last = result;
+    drawPicker();
+    $('grid').setAttribute('aria-label', `${result.count} generated images of ${result.width}×${result.height} pixels`);
     window.demo.generated += 1;
     window.demo.lastResult = result;
     if (meg) {
@@ -163,6 +166,7 @@ async function interpolate() {
   try {
     const result = await state.model.interpolate({ ...chainOptions(), pairs: 1, points: 8 });
     drawGrid($('strip'), result, 8);
+    $('strip').setAttribute('aria-label', `${result.count} images interpolated between two chains`);
     window.demo.lastInterpolation = result;
   } catch (error) {
     showError(error);
@@ -179,6 +183,7 @@ function pickImage(index) {
   const size = r.channels * r.height * r.width;
   state.picked = { values: r.values.slice(index * size, (index + 1) * size), rgba: r.rgba.slice(index * r.width * r.height * 4, (index + 1) * r.width * r.height * 4), width: r.width, height: r.height, channels: r.channels };
   state.mask = new Float32Array(r.height * r.width);
+  state.brushAt = { x: r.width >> 1, y: r.height >> 1 };
   drawSource();
   $('inpaint').disabled = !state.model;
 }
@@ -193,6 +198,11 @@ function drawSource() {
   for (let i = 0; i < state.mask.length; i++) {
     if (state.mask[i]) { shown[i * 4] = 230; shown[i * 4 + 1] = 40; shown[i * 4 + 2] = 40; }
   }
+  // The keyboard's brush: its centre pixel in blue while the canvas has focus.
+  if (document.activeElement === canvas && state.brushAt) {
+    const i = (state.brushAt.y * p.width + state.brushAt.x) * 4;
+    shown[i] = 30; shown[i + 1] = 110; shown[i + 2] = 255;
+  }
   canvas.getContext('2d').putImageData(new ImageData(shown, p.width, p.height), 0, 0);
 }
 
@@ -200,8 +210,60 @@ function paint(event) {
   const p = state.picked;
   if (!p || !(event.buttons & 1)) return;
   const rect = $('source').getBoundingClientRect();
-  const x = Math.floor((event.clientX - rect.left) / rect.width * p.width);
-  const y = Math.floor((event.clientY - rect.top) / rect.height * p.height);
+  paintAt(Math.floor((event.clientX - rect.left) / rect.width * p.width), Math.floor((event.clientY - rect.top) / rect.height * p.height));
+}
+
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+// Keyboard painting: arrows move the brush (Shift: 4 pixels), Space or Enter paints.
+function paintKey(event) {
+  const p = state.picked;
+  if (!p) return;
+  if (ARROWS[event.key]) {
+    const [dx, dy] = ARROWS[event.key];
+    const stride = event.shiftKey ? 4 : 1;
+    state.brushAt = { x: Math.min(p.width - 1, Math.max(0, state.brushAt.x + dx * stride)), y: Math.min(p.height - 1, Math.max(0, state.brushAt.y + dy * stride)) };
+    drawSource();
+  } else if (event.key === ' ' || event.key === 'Enter') {
+    paintAt(state.brushAt.x, state.brushAt.y);
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+// The generated grid with the keyboard's choice outlined while the grid has focus.
+function drawPicker() {
+  if (!state.last) return;
+  const canvas = $('grid');
+  drawGrid(canvas, state.last, COLUMNS);
+  if (document.activeElement !== canvas) return;
+  const { width, height } = state.last;
+  const context = canvas.getContext('2d');
+  context.strokeStyle = '#1a73e8';
+  context.lineWidth = 1;
+  context.strokeRect((state.cursor % COLUMNS) * (width + 1) + 0.5, Math.floor(state.cursor / COLUMNS) * (height + 1) + 0.5, width - 1, height - 1);
+}
+
+// Keyboard picking: arrows move the outline over the grid, Enter or Space picks that image.
+function pickKey(event) {
+  if (!state.last) return;
+  if (ARROWS[event.key]) {
+    const [dx, dy] = ARROWS[event.key];
+    const next = state.cursor + dx + dy * COLUMNS;
+    if (next >= 0 && next < state.last.count) state.cursor = next;
+    drawPicker();
+  } else if (event.key === ' ' || event.key === 'Enter') {
+    pickImage(state.cursor);
+    $('status').textContent = `image ${state.cursor + 1} picked for inpainting`;
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+function paintAt(x, y) {
+  const p = state.picked;
   const radius = Number($('brush').value);
   for (let dy = -radius; dy <= radius; dy++) {
     for (let dx = -radius; dx <= radius; dx++) {
@@ -224,6 +286,7 @@ async function inpaint() {
     for (let c = 0; c < p.channels; c++) mask.set(state.mask, c * plane);
     const result = await state.model.inpaint({ ...chainOptions(), image: p.values, mask, count: 1 });
     drawGrid($('filled'), result, 1);
+    $('filled').setAttribute('aria-label', 'the picked image with the painted pixels filled in');
     window.demo.lastInpainting = result;
   } catch (error) {
     showError(error);
@@ -313,6 +376,12 @@ async function main() {
   $('clear-mask').onclick = () => { if (state.mask) { state.mask.fill(0); drawSource(); } };
   $('source').addEventListener('pointerdown', paint);
   $('source').addEventListener('pointermove', paint);
+  $('source').addEventListener('keydown', paintKey);
+  $('source').addEventListener('focus', drawSource);
+  $('source').addEventListener('blur', drawSource);
+  $('grid').addEventListener('keydown', pickKey);
+  $('grid').addEventListener('focus', drawPicker);
+  $('grid').addEventListener('blur', drawPicker);
   $('grid').addEventListener('click', (event) => {
     if (!state.last) return;
     const rect = $('grid').getBoundingClientRect();
@@ -322,8 +391,25 @@ async function main() {
   });
   $('model').onchange = () => loadModel($('model').value, $('model').selectedOptions[0].text);
   $('device').onchange = async () => {
-    await startRuntime($('device').value);
-    await loadModel($('model').value, $('model').selectedOptions[0].text);
+    const wanted = $('device').value;
+    try {
+      await startRuntime(wanted);
+      state.device = wanted;
+      await loadModel($('model').value, $('model').selectedOptions[0].text);
+    } catch (error) {
+      // Back to the device that worked, then say what failed (loading clears the error box).
+      $('backend').dataset.state = 'error';
+      $('backend').textContent = `could not start ${wanted}`;
+      $('device').value = state.device;
+      try {
+        await startRuntime(state.device);
+        await loadModel($('model').value, $('model').selectedOptions[0].text);
+      } catch (again) {
+        $('backend').dataset.state = 'error';
+        $('backend').textContent = 'no runtime';
+      }
+      showError(Object.assign(new Error(`switching to ${wanted} failed: ${error.message}`), { code: error.code }));
+    }
   };
   $('file').onchange = () => {
     const file = $('file').files[0];
@@ -331,6 +417,7 @@ async function main() {
   };
   try {
     await startRuntime(device);
+    state.device = device;
   } catch (error) {
     $('backend').dataset.state = 'error';
     $('backend').textContent = 'no runtime';

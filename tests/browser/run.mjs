@@ -187,6 +187,59 @@ async function megDemoChecks(label, browser, base) {
   await page.close();
 }
 
+// The demo without a pointer or a wide screen: live status, labelled canvases, keyboard picking
+// and painting, a paint surface that does not scroll under a finger, a phone-wide layout, and a
+// failed device switch shown as an error.
+async function accessibilityChecks(label, page) {
+  const marks = await page.evaluate(() => {
+    const status = document.getElementById('status');
+    return {
+      status: `${status.getAttribute('role')}/${status.getAttribute('aria-live')}`,
+      unlabelled: [...document.querySelectorAll('canvas')].filter((canvas) => !canvas.getAttribute('aria-label')).map((canvas) => canvas.id),
+      touchAction: getComputedStyle(document.getElementById('source')).touchAction,
+    };
+  });
+  check(`${label}: the demo's status is a polite live region, every canvas is labelled, painting does not scroll under a finger`,
+    marks.status === 'status/polite' && marks.unlabelled.length === 0 && marks.touchAction === 'none', JSON.stringify(marks));
+
+  await page.evaluate(() => { document.getElementById('steps').value = 3; });
+  const before = await page.evaluate(() => window.demo.generated);
+  await page.click('#generate');
+  await page.waitForFunction((n) => window.demo.generated > n || window.demo.errors.length, before, { timeout: 120_000 });
+  await page.focus('#grid');
+  for (const key of ['ArrowRight', 'ArrowRight', 'ArrowDown', 'Enter']) await page.keyboard.press(key);
+  await page.focus('#source');
+  for (const key of ['ArrowLeft', 'ArrowLeft', 'ArrowLeft', 'Space']) await page.keyboard.press(key);
+  const keyboard = await page.evaluate(() => {
+    const { last, picked, mask, brushAt } = window.demo.state;
+    const size = last.channels * last.height * last.width;
+    const expected = last.values.slice(6 * size, 7 * size);
+    const same = picked && picked.values.every((v, i) => v === expected[i]);
+    const painted = mask ? mask.reduce((sum, v) => sum + v, 0) : 0;
+    return { same, brushAt, painted, atBrush: mask?.[brushAt.y * last.width + brushAt.x] ?? null, label: document.getElementById('grid').getAttribute('aria-label') };
+  });
+  check(`${label}: arrows and Enter pick an image of the grid, arrows and Space paint on it`,
+    keyboard.same && keyboard.brushAt.x === 16 - 3 && keyboard.brushAt.y === 16 && keyboard.atBrush === 1 && keyboard.painted > 9 && /16 generated images/.test(keyboard.label), JSON.stringify(keyboard));
+
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: 360, height: 740 });
+  const phone = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, grid: Math.round(document.getElementById('grid').getBoundingClientRect().width) }));
+  await page.setViewportSize(viewport);
+  check(`${label}: on a 360 px wide phone nothing is wider than the screen`, phone.page <= 360 && phone.grid <= 360 - 32, JSON.stringify(phone));
+
+  const [errorsBefore, deviceBefore] = await page.evaluate(() => [window.demo.errors.length, document.getElementById('device').value]);
+  await page.selectOption('#device', 'webgpu');
+  await page.waitForFunction((n) => window.demo.errors.length > n, errorsBefore, { timeout: 120_000 });
+  await page.waitForFunction(() => window.demo.state.model, null, { timeout: 120_000 });
+  const switched = await page.evaluate(() => ({
+    error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
+    device: document.getElementById('device').value,
+    badge: document.getElementById('backend').dataset.state,
+  }));
+  check(`${label}: a failed switch to WebGPU is shown as an error and the page goes on on the CPU`,
+    /no-webgpu/.test(switched.error ?? '') && /switching to webgpu failed/.test(switched.error) && switched.device === deviceBefore && switched.badge === 'cpu', JSON.stringify(switched));
+}
+
 async function bench(base, outPath) {
   const browser = await chromium.launch({ executablePath, args: WEBGPU_FLAGS });
   try {
@@ -388,6 +441,7 @@ async function main() {
     await multigridChecks('cpu', page);
     report.cpuMeg = await megChecks('cpu', page, megNative, 1e-4);
     await megDemoChecks('cpu', cpuBrowser, base);
+    await accessibilityChecks('cpu', page);
     const forced = await page.evaluate(async () => {
       const { createRuntime } = await import('./pkg/ebm.js');
       try { await createRuntime({ device: 'webgpu' }); return null; } catch (error) { return { code: error.code, message: error.message }; }
