@@ -42,15 +42,17 @@ export async function clearCache() {
   return caches.delete(CACHE_NAME);
 }
 
-// Fetches `url`, from the Cache API first when `cache` is set (storing what it downloads).
+// Fetches `url`, from the Cache API first when `cache` is set. `stored` settles once a
+// download is in the cache: the copy fills as the caller reads the response, so await it
+// after reading, not before (the download's progress would otherwise arrive all at once).
 async function fetchCached(url, { cache, signal } = {}) {
   const store = cache && typeof caches !== 'undefined' ? await caches.open(CACHE_NAME).catch(() => null) : null;
   const key = String(url);
   const hit = store && await store.match(key);
-  if (hit) return hit;
+  if (hit) return { response: hit, stored: Promise.resolve() };
   const response = await fetch(url, { signal });
-  if (store && response.ok) await store.put(key, response.clone()).catch(() => {});
-  return response;
+  const stored = store && response.ok ? store.put(key, response.clone()).catch(() => {}) : Promise.resolve();
+  return { response, stored };
 }
 
 // A response whose body reports its bytes to `onProgress` as they arrive.
@@ -79,8 +81,9 @@ async function compileRuntime(url, { onProgress, cache }) {
     throw new EbmError('unsupported-browser', 'this browser lacks WebAssembly SIMD, which the runtime needs');
   }
   let response;
+  let stored;
   try {
-    response = await fetchCached(url, { cache });
+    ({ response, stored } = await fetchCached(url, { cache }));
   } catch (error) {
     throw new EbmError('fetch-failed', `cannot download the runtime ${url}: ${error.message ?? error}`);
   }
@@ -88,9 +91,14 @@ async function compileRuntime(url, { onProgress, cache }) {
   const counted = withProgress(response, onProgress, 'runtime');
   try {
     // Streaming compilation overlaps the download; it needs the wasm MIME type.
-    if (/^application\/wasm/.test(response.headers.get('content-type') ?? '')) return await WebAssembly.compileStreaming(counted);
-    return await WebAssembly.compile(await counted.arrayBuffer());
+    const module = /^application\/wasm/.test(response.headers.get('content-type') ?? '')
+      ? await WebAssembly.compileStreaming(counted)
+      : await WebAssembly.compile(await counted.arrayBuffer());
+    await stored;
+    return module;
   } catch (error) {
+    // A download cut short is not the browser's fault.
+    if (!(error instanceof WebAssembly.CompileError)) throw new EbmError('fetch-failed', `cannot download the runtime ${url}: ${error.message ?? error}`);
     throw new EbmError('unsupported-browser', `this browser cannot compile the runtime (${error.message ?? error})`);
   }
 }
@@ -137,8 +145,9 @@ async function readModel(source, { onProgress, signal, cache } = {}) {
     throw new EbmError('invalid-option', 'a model source must be a URL, a string, a Blob, an ArrayBuffer or a Uint8Array');
   }
   let response;
+  let stored;
   try {
-    response = await fetchCached(source, { cache, signal });
+    ({ response, stored } = await fetchCached(source, { cache, signal }));
   } catch (error) {
     if (error && error.name === 'AbortError') throw new EbmError('cancelled', 'the download was cancelled');
     throw new EbmError('fetch-failed', `cannot download ${source}: ${error.message ?? error}`);
@@ -147,6 +156,7 @@ async function readModel(source, { onProgress, signal, cache } = {}) {
   try {
     const bytes = new Uint8Array(await withProgress(response, onProgress, 'model').arrayBuffer());
     if (!response.body) onProgress?.({ stage: 'model', loaded: bytes.length, total: bytes.length });
+    await stored;
     return bytes;
   } catch (error) {
     if (error && error.name === 'AbortError') throw new EbmError('cancelled', 'the download was cancelled');
@@ -199,6 +209,10 @@ export class EbmRuntime {
       runtime = await instance.glue.createRuntime(device);
     } catch (error) {
       throw wrapError(error, instance);
+    }
+    if (this.disposed) {
+      try { runtime.free(); } catch { /* nothing to free */ }
+      throw new EbmError('disposed', 'this runtime was disposed while it started');
     }
     this.instance = { ...instance, runtime, pending: new Set() };
     this.watchForCrashes();
@@ -330,10 +344,13 @@ export class EbmModel {
     this.handle = null;
     this.runtime = null;
     this.info = null;
+    this.disposed = false;
+    this.running = new Map(); // the wasm calls in flight → their AbortControllers
   }
 
   attach(runtime) {
     this.runtime = runtime;
+    this.running.clear(); // calls of a crashed instance never settle
     try {
       this.handle = runtime.instance.runtime.loadModel(this.bytes);
     } catch (error) {
@@ -347,19 +364,46 @@ export class EbmModel {
     const { onProgress, signal, ...rest } = options ?? {};
     if (this.disposed) throw new EbmError('disposed', 'this model was disposed');
     if (signal?.aborted) throw new EbmError('cancelled', 'sampling was cancelled');
+    // The chain watches its own controller, which the caller's signal and dispose() both abort.
+    const controller = new AbortController();
+    const forward = () => controller.abort();
+    signal?.addEventListener('abort', forward, { once: true });
     const started = performance.now();
-    const result = await this.runtime.call(() => this.handle.run(task, rest, onProgress ?? undefined, signal ?? undefined));
-    result.millis = performance.now() - started;
-    result.backend = this.runtime.backend.kind;
-    return withImageHelpers(result);
+    try {
+      const result = await this.runtime.call(() => this.track(this.handle.run(task, rest, onProgress ?? undefined, controller.signal), controller));
+      result.millis = performance.now() - started;
+      result.backend = this.runtime.backend.kind;
+      return withImageHelpers(result);
+    } finally {
+      signal?.removeEventListener('abort', forward);
+    }
   }
 
-  /** Frees the model's memory; later calls reject with a `disposed` error. */
-  dispose() {
-    this.disposed = true;
-    this.runtime?.models.delete(this);
+  // Keeps `call` in `running` until the wasm side is done with it: a disposed model's memory
+  // is freed only then, since the chain still holds it.
+  track(call, controller) {
+    this.running.set(call, controller);
+    const done = () => {
+      this.running.delete(call);
+      if (this.disposed && this.running.size === 0) this.free();
+    };
+    call.then(done, done);
+    return call;
+  }
+
+  free() {
     try { this.handle?.free(); } catch { /* the instance is gone */ }
     this.handle = null;
+  }
+
+  /** Frees the model's memory (once its chains have stopped); later calls reject with a
+   *  `disposed` error and chains in flight are cancelled. */
+  dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.runtime?.models.delete(this);
+    for (const controller of this.running.values()) controller.abort();
+    if (this.running.size === 0) this.free();
   }
 }
 

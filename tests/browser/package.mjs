@@ -68,8 +68,10 @@ function checkOutcome(label, outcome, native) {
     main.png.type === 'image/png' && JSON.stringify(main.png.signature) === '[137,80,78,71]'
       && JSON.stringify(main.bitmap) === JSON.stringify([4 * 33 - 1, 32]) && JSON.stringify(main.imageData) === JSON.stringify([32, 32, 4096]),
     JSON.stringify({ png: main.png, bitmap: main.bitmap, imageData: main.imageData }));
-  check(`${label}: dispose() rejects the call in flight and later calls with 'disposed'`,
-    main.pendingAfterDispose === 'disposed' && main.callAfterDispose === 'disposed', `${main.pendingAfterDispose}, ${main.callAfterDispose}`);
+  check(`${label}: dispose() rejects the call in flight and later calls with 'disposed', and stops the chain`,
+    main.pendingAfterDispose === 'disposed' && main.callAfterDispose === 'disposed'
+      && main.chainAfterDispose.stepsThen > 0 && main.chainAfterDispose.stepsLater === main.chainAfterDispose.stepsThen,
+    `${main.pendingAfterDispose}, ${main.callAfterDispose}; chain progress events ${JSON.stringify(main.chainAfterDispose)}`);
   const workerDiff = maxDiff(worker.values, native);
   check(`${label}: createWorkerRuntime samples in its worker as the native trainer does`, worker.backend === 'cpu' && workerDiff <= TOLERANCE && worker.png === 'image/png',
     `max |browser − native| = ${workerDiff.toExponential(2)}`);

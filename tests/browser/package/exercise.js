@@ -3,6 +3,8 @@
 // imports the package from another origin, and checks what `exercise` returns.
 const NATIVE = { count: 4, seed: 7, steps: 10, noiseFree: true };
 
+const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+
 async function codeOf(promise) {
   try { await promise; return null; } catch (error) { return error.code ?? String(error); }
 }
@@ -28,9 +30,16 @@ export async function exercise({ ebm, worker, model }) {
     bitmap: [bitmap.width, bitmap.height],
     imageData: [one.width, one.height, one.data.length],
   };
-  const pending = loaded.sample({ count: 1, steps: 100000 });
+  let steps = 0;
+  const pending = loaded.sample({ count: 1, steps: 100000, onProgress: () => { steps += 1; } });
+  await pause(300);
   runtime.dispose();
   out.main.pendingAfterDispose = await codeOf(pending);
+  // The disposed chain must stop, not run on unseen: its progress stops.
+  await pause(300);
+  const stepsThen = steps;
+  await pause(1000);
+  out.main.chainAfterDispose = { stepsThen, stepsLater: steps };
   out.main.callAfterDispose = await codeOf(loaded.sample({ count: 1 }));
 
   const threaded = await worker.createWorkerRuntime({ device: 'cpu' });
