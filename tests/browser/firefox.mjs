@@ -10,34 +10,13 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { serveStatic } from '../../scripts/serve.mjs';
+import { check, maxDiff, parseArgs, readNpy, summary } from './common.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) => {
-  if (arg.startsWith('--')) pairs.push([arg.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
-  return pairs;
-}, []));
+const args = parseArgs();
 const www = resolve(args.www ?? '../../www');
 const fixtures = resolve(args.fixtures ?? '.');
 const executablePath = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 const NATIVE = { count: 4, seed: 7, steps: 10, noiseFree: true };
-
-const results = [];
-function check(name, ok, detail) {
-  results.push({ name, ok, detail });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
-}
-
-function readNpy(bytes) {
-  const headerLength = bytes.readUInt16LE(8);
-  const data = bytes.subarray(10 + headerLength);
-  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-}
-
-function maxDiff(a, b) {
-  if (!a || a.length !== b.length) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 async function launch(prefs = {}) {
   return puppeteer.launch({ browser: 'firefox', executablePath, headless: true, protocol: 'webDriverBiDi', extraPrefsFirefox: prefs });
@@ -76,7 +55,7 @@ async function nativeChains(page, device) {
 }
 
 async function main() {
-  const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy')));
+  const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy'))).values;
   const server = await serveStatic({ '/': www });
   const base = `http://127.0.0.1:${server.address().port}`;
 
@@ -167,9 +146,7 @@ async function main() {
   }
 
   server.close();
-  const failed = results.filter((r) => !r.ok);
-  console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
-  process.exit(failed.length ? 1 : 0);
+  process.exit(summary());
 }
 
 main().catch((error) => { console.error(error); process.exit(1); });

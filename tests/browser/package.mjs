@@ -15,37 +15,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { serveStatic } from '../../scripts/serve.mjs';
+import { check, maxDiff, parseArgs, readNpy, summary } from './common.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) => {
-  if (arg.startsWith('--')) pairs.push([arg.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
-  return pairs;
-}, []));
+const args = parseArgs();
 const pkg = resolve(args.pkg ?? join(here, '../../www/pkg'));
 const fixtures = resolve(args.fixtures ?? '.');
 const modelFile = resolve(args.model ?? join(here, '../../www/models/mnist-shortrun.ebm'));
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--disable-blink-features=WebGPU', '--disable-features=WebGPU', '--no-sandbox', '--headless=new', '--js-flags=--expose-gc'];
 const TOLERANCE = 1e-4;
-
-const results = [];
-function check(name, ok, detail) {
-  results.push({ name, ok, detail });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
-}
-
-function readNpy(bytes) {
-  const headerLength = bytes.readUInt16LE(8);
-  const data = bytes.subarray(10 + headerLength);
-  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-}
-
-function maxDiff(a, b) {
-  if (!a || a.length !== b.length) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 function run(command, argv, cwd) {
   return execFileSync(command, argv, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -185,7 +164,7 @@ async function memoryChecks(browser, base) {
 }
 
 async function main() {
-  const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy')));
+  const native = readNpy(await readFile(join(fixtures, 'native', 'samples.npy'))).values;
   const work = await mkdtemp(join(tmpdir(), 'ebm-package-'));
   const servers = [];
   try {
@@ -243,9 +222,7 @@ async function main() {
     for (const server of servers) server.close();
     await rm(work, { recursive: true, force: true });
   }
-  const failed = results.filter((r) => !r.ok);
-  console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
-  process.exit(failed.length ? 1 : 0);
+  process.exit(summary());
 }
 
 main().catch((error) => { console.error(error); process.exit(1); });

@@ -12,11 +12,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { serveStatic } from '../../scripts/serve.mjs';
+import { check, parseArgs, readNpy, results, summary } from './common.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, arg, i, all) => {
-  if (arg.startsWith('--')) pairs.push([arg.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]);
-  return pairs;
-}, []));
+const args = parseArgs();
 const www = resolve(args.www ?? '../../www');
 const fixtures = resolve(args.fixtures ?? '.');
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -26,21 +24,6 @@ function serve() {
   // The benchmark's TensorFlow.js reference, when installed (tests/browser/tfjs).
   const tfjs = new URL('./tfjs/node_modules/', import.meta.url).pathname;
   return serveStatic({ '/': www, '/fixtures/': fixtures, '/tfjs/': tfjs });
-}
-
-function readNpy(bytes) {
-  const headerLength = bytes.readUInt16LE(8);
-  const header = bytes.subarray(10, 10 + headerLength).toString('latin1');
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const data = bytes.subarray(10 + headerLength);
-  const values = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  return { shape, values };
-}
-
-const results = [];
-function check(name, ok, detail) {
-  results.push({ name, ok, detail });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
 }
 
 function stats(values) {
@@ -468,10 +451,9 @@ async function main() {
   }
 
   server.close();
-  const failed = results.filter((r) => !r.ok);
-  console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
+  const status = summary();
   if (args.report) await writeFile(args.report, JSON.stringify({ results, report: { webgpuMaxDiff: report.webgpu?.maxDiff, cpuMaxDiff: report.cpu?.maxDiff, webgpuMeg: report.webgpuMeg, cpuMeg: report.cpuMeg } }, null, 2));
-  process.exit(failed.length ? 1 : 0);
+  process.exit(status);
 }
 
 main().catch((error) => { console.error(error); process.exit(1); });
