@@ -4,14 +4,17 @@ import { withImageHelpers } from './draw.js';
 
 export { EbmError, clearCache };
 
+let moduleWorkers; // the probe's answer, found once
+
 // Whether this browser starts module workers: one that does not ignores `type` and never
 // reads the option.
 function supportsModuleWorkers() {
-  let supported = false;
+  if (moduleWorkers !== undefined) return moduleWorkers;
+  moduleWorkers = false;
   try {
-    new Worker('data:,', { get type() { supported = true; return 'module'; } }).terminate();
+    new Worker('data:,', { get type() { moduleWorkers = true; return 'module'; } }).terminate();
   } catch { /* a worker-less context: reported below */ }
-  return supported;
+  return moduleWorkers;
 }
 
 // A worker script on another origin (a CDN) cannot be started directly; a same-origin blob
