@@ -106,6 +106,11 @@ async function loadingChecks(browser, base) {
   });
   check('loading: cache: true keeps the runtime and the model in the Cache API, and clearCache() removes them',
     cached.keys.some((path) => path.endsWith('.wasm')) && cached.keys.includes('/model.ebm') && cached.cleared && !cached.after, JSON.stringify(cached));
+  const badCache = await page.evaluate(async () => {
+    const ebm = await import('./pkg/ebm.js');
+    try { await ebm.createRuntime({ device: 'cpu', cache: 'yes' }); return null; } catch (error) { return { code: error.code, message: error.message }; }
+  });
+  check('loading: a cache option that is not true or false is a typed error', badCache?.code === 'invalid-option' && /cache/.test(badCache.message), JSON.stringify(badCache));
   const unsupported = await page.evaluate(async () => {
     WebAssembly.validate = () => false; // a browser without SIMD
     const ebm = await import('./pkg/ebm.js?no-simd');
